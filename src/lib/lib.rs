@@ -1,0 +1,17 @@
+//! Pure-FTPd's session scoreboard and upload pipe, for systemd.
+//!
+//! This library is shared by every binary of the project:
+//! `pure-ftpwho` and `ftpwhod` read the [`scoreboard`] and render it with
+//! [`report`]; `pure-uploadscript` parses the [`upload_pipe`] and runs the
+//! administrator's program through [`hook`]; the daemons talk to systemd
+//! through [`systemd`] and log through [`journal`].
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod hook;
+pub mod journal;
+pub mod query;
+pub mod report;
+pub mod scoreboard;
+pub mod systemd;
+pub mod upload_pipe;
