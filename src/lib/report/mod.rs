@@ -4,7 +4,9 @@
 
 use std::io::{self, Write};
 
-use crate::scoreboard::Entry;
+use crate::scoreboard::{Entry, State};
+
+pub mod openmetrics;
 
 /// A session ready to print: an [`Entry`] with its addresses resolved and
 /// its times made relative to "now".
@@ -19,11 +21,30 @@ pub struct Session {
 pub enum Format {
     /// The ASCII table (default).
     Text,
+    /// `-v`.
+    Verbose,
+    /// `-w`.
+    Html,
+    /// `-W`.
+    HtmlEmbedded,
+    /// `-x`.
+    Xml,
+    /// `-p`.
+    Plist,
+    /// `-s`.
+    Shell,
+    /// JSON.
+    Json,
 }
 
 /// Which sessions to keep.
 #[derive(Debug, Clone, Default)]
-pub struct Filter {}
+pub struct Filter {
+    /// Only this account.
+    pub user: Option<Vec<u8>>,
+    /// Only this state.
+    pub state: Option<State>,
+}
 
 /// Resolves and filters scoreboard entries into sessions at time `now`.
 pub fn sessions_from_entries(
