@@ -26,25 +26,25 @@
 //! assert_eq!(
 //!     String::from_utf8(out).unwrap(),
 //!     "# HELP pureftpd_sessions FTP sessions by state.\n\
-//!      # TYPE pureftpd_sessions gauge\n\
+//!      ## TYPE pureftpd_sessions gauge\n\
 //!      pureftpd_sessions{state=\"idle\"} 1\n\
 //!      pureftpd_sessions{state=\"download\"} 2\n\
 //!      pureftpd_sessions{state=\"upload\"} 0\n\
-//!      # HELP pureftpd_users Accounts with at least one session.\n\
-//!      # TYPE pureftpd_users gauge\n\
+//!      ## HELP pureftpd_users Accounts with at least one session.\n\
+//!      ## TYPE pureftpd_users gauge\n\
 //!      pureftpd_users 2\n\
-//!      # HELP pureftpd_user_sessions Sessions per account, for the 1 accounts with the most sessions.\n\
-//!      # TYPE pureftpd_user_sessions gauge\n\
+//!      ## HELP pureftpd_user_sessions Sessions per account, for the 1 accounts with the most sessions.\n\
+//!      ## TYPE pureftpd_user_sessions gauge\n\
 //!      pureftpd_user_sessions{user=\"alice\"} 2\n\
-//!      # HELP pureftpd_transfer_bytes Bytes moved so far by the transfers in progress.\n\
-//!      # TYPE pureftpd_transfer_bytes gauge\n\
+//!      ## HELP pureftpd_transfer_bytes Bytes moved so far by the transfers in progress.\n\
+//!      ## TYPE pureftpd_transfer_bytes gauge\n\
 //!      pureftpd_transfer_bytes{state=\"download\"} 5096\n\
 //!      pureftpd_transfer_bytes{state=\"upload\"} 0\n\
-//!      # HELP pureftpd_transfer_rate_bytes Summed speed of the transfers in progress, in bytes per second.\n\
-//!      # TYPE pureftpd_transfer_rate_bytes gauge\n\
+//!      ## HELP pureftpd_transfer_rate_bytes Summed speed of the transfers in progress, in bytes per second.\n\
+//!      ## TYPE pureftpd_transfer_rate_bytes gauge\n\
 //!      pureftpd_transfer_rate_bytes{state=\"download\"} 2148\n\
 //!      pureftpd_transfer_rate_bytes{state=\"upload\"} 0\n\
-//!      # EOF\n"
+//!      ## EOF\n"
 //! );
 //! ```
 
