@@ -444,12 +444,14 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
             ))
         }
         Some(v) if v.as_u64() == Some(u64::from(VERSION)) => {}
-        Some(v) if v.is_number() => return Err(ProtocolError::new(
-            ErrorCode::UnknownVersion,
-            format!(
+        Some(v) if v.is_number() => {
+            return Err(ProtocolError::new(
+                ErrorCode::UnknownVersion,
+                format!(
                 "protocol version {v} is not supported; this responder speaks version {VERSION}"
             ),
-        )),
+            ))
+        }
         Some(v) => {
             return Err(ProtocolError::new(
                 ErrorCode::BadValue,

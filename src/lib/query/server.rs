@@ -506,8 +506,8 @@ fn scan(shared: &Shared) -> Result<Vec<Entry>, ProtocolError> {
 /// The report module's filter for an account and a state.
 fn report_filter(user: Option<&str>, state: Option<State>) -> report::Filter {
     report::Filter {
-        user: user.map(|u| u.as_bytes().to_vec()),
-        state,
+        users: user.map(|u| u.as_bytes().to_vec()).into_iter().collect(),
+        states: state.into_iter().collect(),
     }
 }
 
@@ -515,10 +515,16 @@ fn report_filter(user: Option<&str>, state: Option<State>) -> report::Filter {
 /// OpenMetrics', which are handled apart).
 fn report_format(format: OutputFormat) -> report::Format {
     match format {
-        OutputFormat::Text => report::Format::Text,
-        OutputFormat::Verbose => report::Format::Verbose,
-        OutputFormat::Html => report::Format::Html,
-        OutputFormat::HtmlEmbedded => report::Format::HtmlEmbedded,
+        OutputFormat::Text => report::Format::Text { verbose: false },
+        OutputFormat::Verbose => report::Format::Text { verbose: true },
+        OutputFormat::Html => report::Format::Html {
+            cgi: false,
+            embedded: false,
+        },
+        OutputFormat::HtmlEmbedded => report::Format::Html {
+            cgi: false,
+            embedded: true,
+        },
         OutputFormat::Xml => report::Format::Xml,
         OutputFormat::Plist => report::Format::Plist,
         OutputFormat::Shell => report::Format::Shell,
@@ -556,7 +562,6 @@ fn execute(
             match format {
                 OutputFormat::Openmetrics => report::openmetrics::render_sessions(
                     &sessions,
-                    now,
                     shared.options.top_users,
                     &mut out,
                 )

@@ -79,40 +79,25 @@ pub struct Metrics {
     pub top_limit: usize,
 }
 
-/// Bytes moved by a transfer and its speed at `now`, as `pure-ftpwho`
-/// computes them: `current - restart_at` over the seconds since the
-/// transfer started.
-pub fn transfer_of(session: &Session, now: i64) -> (u64, u64) {
-    let e = &session.entry;
-    if !matches!(e.state, State::Download | State::Upload) {
+/// Bytes moved by a session's transfer and its speed, as `pure-ftpwho`
+/// computes its bandwidth column: `current - restart` over the seconds
+/// since the transfer started; `(0, 0)` for an idle session.
+pub fn transfer_of(session: &Session) -> (u64, u64) {
+    let (current, restart) = (session.current_size, session.restart_at);
+    if current <= 0 || current <= restart {
         return (0, 0);
     }
-    let restart = if e.restart_at <= e.current_size {
-        e.restart_at
-    } else {
-        0
-    };
-    let moved = if e.current_size > 0 && e.current_size > restart {
-        (e.current_size - restart) as u64
-    } else {
-        0
-    };
-    let since = if e.xfer_date > 0 && e.xfer_date < now {
-        (now - e.xfer_date) as u64
-    } else {
-        0
-    };
-    let rate = moved.checked_div(since).unwrap_or(0);
-    (moved, rate)
+    let moved = (current - restart) as u64;
+    (moved, moved.checked_div(session.xfer_since).unwrap_or(0))
 }
 
 impl Metrics {
-    /// Aggregates sessions at time `now`, keeping the `top_users` accounts
-    /// with the most sessions.
-    pub fn from_sessions(sessions: &[Session], now: i64, top_users: usize) -> Metrics {
+    /// Aggregates sessions, keeping the `top_users` accounts with the most
+    /// sessions.
+    pub fn from_sessions(sessions: &[Session], top_users: usize) -> Metrics {
         Metrics::from_transfers(
             sessions.iter().map(|s| {
-                let (moved, rate) = transfer_of(s, now);
+                let (moved, rate) = transfer_of(s);
                 (s.entry.state, s.entry.account.as_slice(), moved, rate)
             }),
             top_users,
@@ -237,14 +222,13 @@ pub fn render(metrics: &Metrics, out: &mut dyn Write) -> io::Result<()> {
     writeln!(out, "# EOF")
 }
 
-/// Aggregates `sessions` at `now` and writes their exposition.
+/// Aggregates `sessions` and writes their exposition.
 pub fn render_sessions(
     sessions: &[Session],
-    now: i64,
     top_users: usize,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    render(&Metrics::from_sessions(sessions, now, top_users), out)
+    render(&Metrics::from_sessions(sessions, top_users), out)
 }
 
 #[cfg(test)]
