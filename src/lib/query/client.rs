@@ -26,7 +26,7 @@ pub enum ClientError {
         source: io::Error,
     },
     /// The socket or the responder refused us.
-    #[error("permission denied: {0}")]
+    #[error("{0}")]
     PermissionDenied(String),
     /// The responder answered with an error.
     #[error("the responder refused the request: {0}")]
@@ -60,7 +60,8 @@ pub fn query(socket: &Path, request: &Request, timeout: Duration) -> Result<Resp
     let stream = UnixStream::connect(socket).map_err(|source| {
         if source.kind() == io::ErrorKind::PermissionDenied {
             ClientError::PermissionDenied(format!(
-                "cannot connect to {}: {source} (the socket is for root and the ftpwho group)",
+                "permission denied: cannot connect to {} (it is for root and the group \
+                 of the responder, usually ftpwho)",
                 socket.display()
             ))
         } else {

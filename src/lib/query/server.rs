@@ -267,7 +267,7 @@ impl Server {
         let guard = ActiveGuard(Arc::clone(shared));
         if active >= shared.options.max_connections as u64 {
             refuse(
-                stream,
+                &stream,
                 ProtocolError::new(
                     ErrorCode::Busy,
                     format!(
@@ -283,8 +283,12 @@ impl Server {
         let spawned = std::thread::Builder::new()
             .name("ftpwhod-conn".into())
             .spawn(move || {
-                let _guard = guard;
-                serve_connection(&worker, stream);
+                let mut stream = stream;
+                serve_connection(&worker, &mut stream);
+                // Uncount the connection before the peer sees it closed, so
+                // that a client may reconnect at once.
+                drop(guard);
+                drop(stream);
             });
         if let Err(e) = spawned {
             tracing::warn!(%e, "cannot start a thread for a connection");
@@ -293,21 +297,22 @@ impl Server {
 
     /// Serves one connection on the calling thread (the accept loop runs
     /// each on its own thread).
-    pub fn serve(&self, stream: UnixStream) {
+    pub fn serve(&self, mut stream: UnixStream) {
         self.shared.counters.active.fetch_add(1, Ordering::SeqCst);
-        let _guard = ActiveGuard(Arc::clone(&self.shared));
-        serve_connection(&self.shared, stream);
+        let guard = ActiveGuard(Arc::clone(&self.shared));
+        serve_connection(&self.shared, &mut stream);
+        drop(guard);
     }
 }
 
-/// Answers `error` and closes, without waiting on the peer.
-fn refuse(mut stream: UnixStream, error: ProtocolError) {
+/// Answers `error` without waiting on the peer.
+fn refuse(mut stream: &UnixStream, error: ProtocolError) {
     let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let _ = stream.write_all(&Response::error(error).to_line());
 }
 
-fn serve_connection(shared: &Shared, mut stream: UnixStream) {
-    let peer = match Peer::of(&stream) {
+fn serve_connection(shared: &Shared, stream: &mut UnixStream) {
+    let peer = match Peer::of(stream) {
         Ok(peer) => peer,
         Err(e) => {
             refuse(
@@ -338,7 +343,7 @@ fn serve_connection(shared: &Shared, mut stream: UnixStream) {
             }
             let line: Vec<u8> = buf.drain(..=pos).collect();
             let response = answer(shared, &line, &peer, &access);
-            if !send(&mut stream, response) {
+            if !send(stream, response) {
                 return;
             }
             answered += 1;
@@ -350,12 +355,12 @@ fn serve_connection(shared: &Shared, mut stream: UnixStream) {
                 ErrorCode::TooLarge,
                 format!("a request line may be at most {max} bytes, newline included"),
             );
-            send(&mut stream, Response::error(error));
+            send(stream, Response::error(error));
             return;
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            timed_out(shared, &mut stream, &buf, answered, &send);
+            timed_out(shared, stream, &buf, answered, &send);
             return;
         }
         let room = (max + 1 - buf.len()).min(chunk.len());
@@ -365,7 +370,7 @@ fn serve_connection(shared: &Shared, mut stream: UnixStream) {
                 // request.
                 if !buf.is_empty() {
                     let response = answer(shared, &buf, &peer, &access);
-                    send(&mut stream, response);
+                    send(stream, response);
                 }
                 return;
             }
@@ -377,7 +382,7 @@ fn serve_connection(shared: &Shared, mut stream: UnixStream) {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                timed_out(shared, &mut stream, &buf, answered, &send);
+                timed_out(shared, stream, &buf, answered, &send);
                 return;
             }
             Err(_) => return,
@@ -553,8 +558,10 @@ fn execute(
             let entries = scan(shared)?;
             let now = unix_now();
             let filter = report_filter(user.as_deref(), request.state.map(|s| s.state()));
-            let sessions = report::sessions_from_entries(&entries, now, request.numeric, &filter);
             let format = request.format.unwrap_or_default();
+            // OpenMetrics shows no addresses: never wait for name lookups.
+            let numeric = request.numeric || format == OutputFormat::Openmetrics;
+            let sessions = report::sessions_from_entries(&entries, now, numeric, &filter);
             let mut out = Vec::new();
             let mut response = Response::ok(Op::List);
             response.format = Some(format);
