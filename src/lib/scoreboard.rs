@@ -589,7 +589,7 @@ impl Scoreboard {
                             .push(format!("{}: read without its lock: {why}", shown()));
                     }
                     if entry.state != State::Free {
-                        scan.entries.push(entry);
+                        scan.entries.push(*entry);
                     }
                 }
                 Read::Skipped(why) => scan.notes.push(format!("{}: skipped: {why}", shown())),
@@ -669,10 +669,7 @@ impl Scoreboard {
                 None => return Read::Skipped(format!("{size} bytes match no known layout")),
             },
         };
-        let unlocked = match lock_shared(fd.as_raw_fd(), self.options.lock_timeout, locking) {
-            Ok(()) => None,
-            Err(why) => Some(why),
-        };
+        let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, locking).err();
         let record = &mut buf[..layout.size];
         match pread_full(fd.as_raw_fd(), record) {
             Ok(n) if n == layout.size => {}
@@ -688,7 +685,7 @@ impl Scoreboard {
         if !process_exists(entry.pid) {
             return Read::Stale(entry.pid);
         }
-        Read::Entry(entry, unlocked)
+        Read::Entry(Box::new(entry), unlocked)
     }
 
     /// How many sessions `user` has, as the server counts them at login
@@ -746,7 +743,7 @@ impl Scoreboard {
 
 enum Read {
     /// A record, with the reason it was read without the lock, if so.
-    Entry(Entry, Option<String>),
+    Entry(Box<Entry>, Option<String>),
     Skipped(String),
     Stale(i32),
 }

@@ -110,15 +110,15 @@ fn cell_or_blank(out: &mut dyn Write, value: &[u8]) -> io::Result<()> {
 }
 
 fn row(s: &Session, out: &mut dyn Write) -> io::Result<()> {
-    write!(
+    writeln!(
         out,
-        "   <tr>\n    <th scope=\"row\">{}</th>\n",
+        "   <tr>\n    <th scope=\"row\">{}</th>",
         s.entry.pid as i64 as u64
     )?;
     cell_or_blank(out, &s.entry.account)?;
-    write!(
+    writeln!(
         out,
-        "    <td>{:02}:{:02}</td>\n",
+        "    <td>{:02}:{:02}</td>",
         (s.since / 60) / 60,
         (s.since / 60) % 60
     )?;
@@ -137,16 +137,16 @@ fn row(s: &Session, out: &mut dyn Write) -> io::Result<()> {
             0
         };
         if total > 0 {
-            write!(
+            writeln!(
                 out,
-                "    <td>{}/{} ({}% - {} KB/s)</td>\n",
+                "    <td>{}/{} ({}% - {} KB/s)</td>",
                 kib(current),
                 kib(total),
                 percentage(current, total),
                 bandwidth
             )?;
         } else {
-            write!(out, "    <td>{} ({} KB/s)</td>\n", kib(current), bandwidth)?;
+            writeln!(out, "    <td>{} ({} KB/s)</td>", kib(current), bandwidth)?;
         }
     } else {
         out.write_all(b"    <td>&nbsp;</td>\n")?;

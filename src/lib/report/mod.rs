@@ -188,7 +188,7 @@ pub struct Filter {
 impl Filter {
     /// True when `entry` passes the filter.
     pub fn accepts(&self, entry: &Entry) -> bool {
-        (self.users.is_empty() || self.users.iter().any(|u| *u == entry.account))
+        (self.users.is_empty() || self.users.contains(&entry.account))
             && (self.states.is_empty() || self.states.contains(&entry.state))
     }
 }

@@ -114,16 +114,16 @@ fn line(s: &Session, verbose: bool, out: &mut dyn Write) -> io::Result<()> {
     if verbose {
         if current > 0 {
             if total > 0 {
-                write!(
+                writeln!(
                     out,
-                    "|  ''  |    ''   |       |      | Total size:{:9} Transferred:{:9} |\n",
+                    "|  ''  |    ''   |       |      | Total size:{:9} Transferred:{:9} |",
                     kib(total),
                     kib(current)
                 )?;
             } else {
-                write!(
+                writeln!(
                     out,
-                    "|  ''  |    ''   |       |      | Transferred: {:<29} |\n",
+                    "|  ''  |    ''   |       |      | Transferred: {:<29} |",
                     kib(current)
                 )?;
             }
