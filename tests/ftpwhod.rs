@@ -184,18 +184,31 @@ fn connections_over_the_bound_are_told_busy() {
         fixture.path(),
         &["--max-connections", "2", "--request-timeout", "5"],
     );
+    // Once `a` is being served (its own stats answer says two connections
+    // are open, and nothing else connects meanwhile) ...
     let _a = UnixStream::connect(&responder.socket).unwrap();
-    let _b = UnixStream::connect(&responder.socket).unwrap();
-    // Once both are taken (the responder may not have got to them yet),
-    // a third connection is told to come back later.
     let started = Instant::now();
+    loop {
+        let lines = responder.raw(b"{\"v\":1,\"op\":\"stats\"}\n");
+        let r = answer(&lines[0]);
+        if r.ok && r.stats.unwrap().active_connections == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "a is never served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... and then `b` is too, a third connection is told to come back later.
+    let _b = UnixStream::connect(&responder.socket).unwrap();
     loop {
         let lines = responder.raw(b"{\"v\":1,\"op\":\"ping\"}\n");
         if !answer(&lines[0]).ok {
             assert_eq!(error_code(&lines), ErrorCode::Busy);
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(4), "never busy");
+        assert!(started.elapsed() < Duration::from_secs(8), "never busy");
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = responder.query(&["--ping"]);
@@ -594,9 +607,9 @@ fn socket_activation_serves_a_member_then_exits_when_idle() {
         ..Creds::nobody()
     };
     let (c, query) = same_second(
-        || c_pure_ftpwho(fixture.path(), &["-s", "-n"]),
+        || c_pure_ftpwho(fixture.path(), &["-s"]),
         || {
-            let out = run_query(&socket, &["-s", "-n"], Some(&member));
+            let out = run_query(&socket, &["-s"], Some(&member));
             assert!(out.status.success(), "{out:?}");
             out.stdout
         },
@@ -629,4 +642,123 @@ fn socket_activation_serves_a_member_then_exits_when_idle() {
         .unwrap();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("idle, exiting after"), "{stderr}");
+}
+
+/// Under systemd: `READY=1` with a status, `STATUS=` as queries are
+/// served, `WATCHDOG=1` at half the watchdog interval, `STOPPING=1` at the
+/// idle exit.
+#[test]
+fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
+    let fixture = Fixture::varied();
+    let dir = open_tempdir();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let socket = dir.path().join("ftpwho.sock");
+    let mut child = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .arg("--listen")
+        .arg(&socket)
+        .arg("--scoreboard")
+        .arg(fixture.path())
+        .args(["--idle-timeout", "1.5"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let receive = |messages: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        let n = notify.recv(&mut buf).expect("a notification");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    };
+    receive(&mut messages);
+    assert!(messages[0].contains("READY=1"), "{messages:?}");
+    assert!(
+        messages[0].contains("STATUS=0 queries served"),
+        "{messages:?}"
+    );
+    wait_for_socket(&socket);
+    let out = run_query(&socket, &["-s", "-n"], None);
+    assert!(out.status.success());
+    while !messages.iter().any(|m| m.contains("STOPPING=1")) {
+        receive(&mut messages);
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("STATUS=1 queries served")),
+        "{messages:?}"
+    );
+    // 1.5 s at a 100 ms ping interval, whatever the scheduling.
+    let pings = messages.iter().filter(|m| m.trim() == "WATCHDOG=1").count();
+    assert!(pings >= 5, "{pings} watchdog pings: {messages:?}");
+}
+
+#[test]
+fn configuration_errors_name_the_file_and_line() {
+    let dir = open_tempdir();
+    let config = dir.path().join("ftpwhod.toml");
+    std::fs::write(&config, "group = \"ftpwho\"\nidle_timeout = \"soon\"\n").unwrap();
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", config.display())),
+        "{stderr}"
+    );
+    // Drop-ins override the main file; the command line overrides both.
+    std::fs::write(&config, "group = \"staff\"\ntop_users = 3\n").unwrap();
+    std::fs::create_dir(dir.path().join("ftpwhod.d")).unwrap();
+    std::fs::write(dir.path().join("ftpwhod.d/10-x.toml"), "top_users = 4\n").unwrap();
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .args(["--check-config", "--idle-timeout", "7"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("group = \"staff\"\n"), "{text}");
+    assert!(text.contains("top_users = 4\n"), "{text}");
+    assert!(text.contains("idle_timeout = 7\n"), "{text}");
+    // Without a socket from systemd nor --listen: a usage error.
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("LISTEN_FDS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no listening socket"));
+}
+
+#[test]
+fn count_and_stats_from_the_command_line() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    let count = |args: &[&str]| String::from_utf8(responder.query(args).stdout).unwrap();
+    assert_eq!(count(&["--count", "Alice"]), "2\n");
+    assert_eq!(count(&["--count", "alice", "--state", "upload"]), "1\n");
+    assert_eq!(count(&["--count", "nobody-at-all"]), "0\n");
+    let out = responder.query(&["--stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["sessions"], 6);
+    assert_eq!(stats["upload"], 1);
+    assert_eq!(stats["idle"], 2);
+    assert!(stats["requests"].as_u64().unwrap() >= 4);
 }

@@ -186,7 +186,7 @@ impl Server {
         systemd::notify_ready(&self.status_line());
         let watchdog = systemd::watchdog_ping_interval();
         let mut next_watchdog = watchdog.map(|d| Instant::now() + d);
-        let mut reported = u64::MAX;
+        let mut reported = 0;
         loop {
             let now = Instant::now();
             let requests = self.shared.counters.requests.load(Ordering::SeqCst);
