@@ -762,3 +762,52 @@ fn count_and_stats_from_the_command_line() {
     assert_eq!(stats["idle"], 2);
     assert!(stats["requests"].as_u64().unwrap() >= 4);
 }
+
+/// As the packaged unit runs it: not root, with only the capability to
+/// bypass read permission checks, behind a socket passed by systemd.
+#[test]
+fn an_unprivileged_responder_with_read_search_reads_a_root_only_scoreboard() {
+    let mut fixture = Fixture::varied();
+    let stale = fixture.add_stale();
+    std::fs::set_permissions(
+        fixture.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let dir = open_tempdir();
+    let socket = dir.path().join("pure-ftpwho.sock");
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg("setpriv")
+        .args(setpriv(&Creds::nobody()))
+        .args([
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+        ])
+        .arg(FTPWHOD)
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .arg("--scoreboard")
+        .arg(fixture.path())
+        .args(["--idle-timeout", "30"])
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&socket);
+    let out = run_query(&socket, &["-s", "-n"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.split(|&b| b == b'\n').count(), 7);
+    assert!(stale.exists(), "the responder removed a stale entry");
+    // (The C tool removes it.)
+    let (c, query) = same_second(
+        || c_pure_ftpwho(fixture.path(), &["-s", "-n"]),
+        || run_query(&socket, &["-s", "-n"], None).stdout,
+    );
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert_eq!(query, c);
+}
