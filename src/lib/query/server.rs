@@ -446,7 +446,7 @@ fn answer(shared: &Shared, line: &[u8], peer: &Peer, access: &Access) -> Respons
     }
 }
 
-fn denied(shared: &Shared, peer: &Peer, request: &Request, why: &str) -> ProtocolError {
+fn denied(peer: &Peer, request: &Request, why: &str) -> ProtocolError {
     tracing::warn!(
         MESSAGE_ID = DENIED_MESSAGE_ID,
         PEER_UID = peer.uid,
@@ -458,7 +458,6 @@ fn denied(shared: &Shared, peer: &Peer, request: &Request, why: &str) -> Protoco
         peer.uid,
         peer.pid
     );
-    let _ = shared;
     ProtocolError::new(
         ErrorCode::PermissionDenied,
         format!("permission denied: {why}"),
@@ -477,7 +476,6 @@ fn view_user(
         Access::All => Ok((View::All, request.user.clone())),
         Access::Own(name) => match &request.user {
             Some(other) if other != name => Err(denied(
-                shared,
                 peer,
                 request,
                 &format!("uid {} may only see the sessions of {name}", peer.uid),
@@ -485,7 +483,6 @@ fn view_user(
             _ => Ok((View::Own, Some(name.clone()))),
         },
         Access::Denied => Err(denied(
-            shared,
             peer,
             request,
             &format!(
@@ -613,7 +610,6 @@ fn execute(
         Op::Stats => {
             if *access != Access::All {
                 return Err(denied(
-                    shared,
                     peer,
                     request,
                     &format!(
