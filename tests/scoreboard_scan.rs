@@ -403,7 +403,10 @@ fn long_file_names_are_read_whole() {
     let scan = scan(&board);
     assert_eq!(scan.entries.len(), 9);
     for e in &scan.entries {
-        let len: usize = std::str::from_utf8(&e.account[3..]).unwrap().parse().unwrap();
+        let len: usize = std::str::from_utf8(&e.account[3..])
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(e.filename.len(), len.min(1023), "{len}");
     }
 }

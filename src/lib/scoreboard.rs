@@ -346,9 +346,12 @@ pub struct Entry {
     pub total_size: i64,
     /// Bytes of the file transferred so far (including `restart_at`).
     pub current_size: i64,
-    /// Account name, raw bytes up to the first NUL.
+    /// Account name, raw bytes up to the first NUL (which a well-formed
+    /// record has within the field; otherwise, as C reads it, up to the
+    /// first NUL after it or the end of the record).
     pub account: Vec<u8>,
-    /// File name, raw bytes up to the first NUL.
+    /// File name, raw bytes up to the first NUL (or, as for `account`, the
+    /// end of the record).
     pub filename: Vec<u8>,
 }
 
@@ -423,8 +426,10 @@ impl Entry {
                 expected: layout.size,
             });
         }
-        let account = &bytes[layout.account_offset..layout.account_offset + layout.account_len];
-        let filename = &bytes[layout.filename_offset..layout.filename_offset + layout.filename_len];
+        // Like C's `%s`, a string without its NUL runs on into what
+        // follows it in the record (the server always writes the NUL).
+        let account = &bytes[layout.account_offset..];
+        let filename = &bytes[layout.filename_offset..];
         Ok(Entry {
             state: State::from_raw(read_i32(bytes, offsets::STATE)),
             pid: read_i32(bytes, offsets::PID),
