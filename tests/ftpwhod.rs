@@ -86,35 +86,34 @@ fn oversize_requests_get_an_answer_then_the_connection_closes() {
     assert_eq!(error_code(&responder.raw(&line)), ErrorCode::TooLarge);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    /// Whatever the bytes of a request line, exactly one answer line comes
-    /// back, and the responder lives on.
-    #[test]
-    fn any_request_line_gets_exactly_one_answer(
-        bytes in prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..600),
-            "\\{\"v\":[0-9],\"op\":\"[a-z]{0,6}\"(,\"[a-z]{1,7}\":(null|true|1|\"[a-z]{0,5}\"))?\\}"
-                .prop_map(String::into_bytes),
-        ]
-    ) {
-        thread_local! {
-            static SETUP: (Fixture, Responder) = {
-                let fixture = Fixture::empty();
-                let responder = Responder::start(fixture.path(), &["--request-timeout", "2"]);
-                (fixture, responder)
-            };
-        }
-        let mut line: Vec<u8> = bytes.into_iter().filter(|&b| b != b'\n').collect();
-        line.push(b'\n');
-        let lines = SETUP.with(|(_, r)| r.raw(&line));
-        prop_assert_eq!(lines.len(), 1, "{:?}", lines);
-        let response = Response::from_line(lines[0].as_bytes()).unwrap();
-        prop_assert_eq!(response.ok, response.error.is_none());
-        let ping = SETUP.with(|(_, r)| r.raw(b"{\"v\":1,\"op\":\"ping\"}\n"));
-        prop_assert!(answer(&ping[0]).ok);
-    }
+/// Whatever the bytes of a request line, exactly one answer line comes
+/// back, and the responder lives on.
+#[test]
+fn any_request_line_gets_exactly_one_answer() {
+    let fixture = Fixture::empty();
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "2"]);
+    let lines = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..600),
+        "\\{\"v\":[0-9],\"op\":\"[a-z]{0,6}\"(,\"[a-z]{1,7}\":(null|true|1|\"[a-z]{0,5}\"))?\\}"
+            .prop_map(String::into_bytes),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&lines, |bytes| {
+            let mut line: Vec<u8> = bytes.into_iter().filter(|&b| b != b'\n').collect();
+            line.push(b'\n');
+            let lines = responder.raw(&line);
+            prop_assert_eq!(lines.len(), 1, "{:?}", lines);
+            let response = Response::from_line(lines[0].as_bytes()).unwrap();
+            prop_assert_eq!(response.ok, response.error.is_none());
+            let ping = responder.raw(b"{\"v\":1,\"op\":\"ping\"}\n");
+            prop_assert!(answer(&ping[0]).ok);
+            Ok(())
+        })
+        .unwrap();
 }
 
 #[test]
