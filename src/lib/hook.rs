@@ -113,8 +113,8 @@ pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramEr
     if !program.is_absolute() {
         return Err(ProgramError::NotAbsolute(program.to_owned()));
     }
-    let meta = std::fs::metadata(program)
-        .map_err(|e| ProgramError::Unusable(program.to_owned(), e))?;
+    let meta =
+        std::fs::metadata(program).map_err(|e| ProgramError::Unusable(program.to_owned(), e))?;
     if !meta.is_file() {
         return Err(ProgramError::NotRegular(program.to_owned()));
     }
@@ -299,7 +299,13 @@ pub fn user_name(uid: u32) -> Option<Vec<u8>> {
         unsafe {
             let mut pwd: libc::passwd = std::mem::zeroed();
             let mut result = std::ptr::null_mut();
-            let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr().cast(), buf.len(), &mut result);
+            let rc = libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
             if rc == libc::ERANGE && buf.len() < 1 << 20 {
                 buf.resize(buf.len() * 4, 0);
                 continue;
@@ -321,7 +327,13 @@ pub fn group_name(gid: u32) -> Option<Vec<u8>> {
         unsafe {
             let mut grp: libc::group = std::mem::zeroed();
             let mut result = std::ptr::null_mut();
-            let rc = libc::getgrgid_r(gid, &mut grp, buf.as_mut_ptr().cast(), buf.len(), &mut result);
+            let rc = libc::getgrgid_r(
+                gid,
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
             if rc == libc::ERANGE && buf.len() < 1 << 20 {
                 buf.resize(buf.len() * 4, 0);
                 continue;
@@ -355,9 +367,7 @@ pub fn sha256_fd(fd: BorrowedFd<'_>) -> io::Result<String> {
     let mut offset: libc::off_t = 0;
     loop {
         // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe {
-            libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset)
-        };
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
         if n < 0 {
             let e = io::Error::last_os_error();
             if e.kind() == io::ErrorKind::Interrupted {
@@ -412,7 +422,8 @@ fn check_file(file: &[u8]) -> Result<Checked, Skip> {
         group: group_name(st.st_gid),
     };
     let mut notes = Vec::new();
-    let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    let flags =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
     // SAFETY: cpath is NUL-terminated.
     let raw = unsafe { libc::open(cpath.as_ptr(), flags) };
     let fd = if raw < 0 {
@@ -481,7 +492,8 @@ fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
             n if n > 0 => tail.push(&buf[..n as usize]),
             _ => {
                 let e = io::Error::last_os_error();
-                return e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock;
+                return e.kind() == io::ErrorKind::Interrupted
+                    || e.kind() == io::ErrorKind::WouldBlock;
             }
         }
     }
@@ -498,7 +510,14 @@ fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
 /// the daemon reaches the programs. Call it once at start-up.
 pub fn close_inherited_on_exec() -> io::Result<()> {
     // SAFETY: close_range only changes descriptor flags.
-    if unsafe { libc::close_range(3, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC as libc::c_int) } == 0 {
+    if unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    } == 0
+    {
         return Ok(());
     }
     // Kernels before 5.11: walk /proc/self/fd.
@@ -561,7 +580,11 @@ impl Hook {
             for (k, v) in std::env::vars_os() {
                 let k = k.as_bytes();
                 let private = PRIVATE_VARS.iter().any(|p| p.as_bytes() == k);
-                if private || k.starts_with(b"UPLOAD_") || k.contains(&0) || v.as_bytes().contains(&0) {
+                if private
+                    || k.starts_with(b"UPLOAD_")
+                    || k.contains(&0)
+                    || v.as_bytes().contains(&0)
+                {
                     continue;
                 }
                 base_env.push(env_var(&String::from_utf8_lossy(k), v.as_bytes()));
@@ -596,7 +619,10 @@ impl Hook {
     pub fn environment(&self, facts: &FileFacts, vuser: &[u8], fd_passed: bool) -> Vec<CString> {
         let mut env = self.base_env.clone();
         env.push(env_var("UPLOAD_SIZE", facts.size.to_string().as_bytes()));
-        env.push(env_var("UPLOAD_PERMS", format!("{:o}", facts.perms).as_bytes()));
+        env.push(env_var(
+            "UPLOAD_PERMS",
+            format!("{:o}", facts.perms).as_bytes(),
+        ));
         env.push(env_var("UPLOAD_UID", facts.uid.to_string().as_bytes()));
         env.push(env_var("UPLOAD_GID", facts.gid.to_string().as_bytes()));
         if let Some(user) = &facts.user {
@@ -618,7 +644,11 @@ impl Hook {
     /// for virtual user `vuser`, waiting for it while `watch` keeps the
     /// daemon's loop going.
     pub fn run(&self, vuser: &[u8], file: &[u8], watch: &mut dyn Watch) -> Result<Report, Skip> {
-        let Checked { facts, fd, mut notes } = check_file(file)?;
+        let Checked {
+            facts,
+            fd,
+            mut notes,
+        } = check_file(file)?;
         let mut sha256 = None;
         if self.config.hash == Some(HashAlgorithm::Sha256) {
             match &fd {
@@ -648,7 +678,8 @@ impl Hook {
             }
         };
         let start = Instant::now();
-        let (status, out, err) = self.spawn_and_wait(&arg, &env, fd.as_ref().map(|f| f.as_fd()), watch);
+        let (status, out, err) =
+            self.spawn_and_wait(&arg, &env, fd.as_ref().map(|f| f.as_fd()), watch);
         report.duration = start.elapsed();
         report.status = status;
         report.stdout_tail = out;
@@ -694,7 +725,11 @@ impl Hook {
             rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, out.as_raw_fd(), 1);
             rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, err.as_raw_fd(), 2);
             if let Some(file) = file {
-                rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, file.as_raw_fd(), UPLOAD_FD);
+                rc |= libc::posix_spawn_file_actions_adddup2(
+                    &mut actions,
+                    file.as_raw_fd(),
+                    UPLOAD_FD,
+                );
             }
             rc |= libc::posix_spawn_file_actions_addchdir_np(&mut actions, c"/".as_ptr());
             let mut pid = 0;
@@ -728,7 +763,9 @@ impl Hook {
         if self.config.capture_output {
             match (pipe(), pipe()) {
                 (Ok(o), Ok(e)) => pipes = Some((o, e)),
-                (Err(e), _) | (_, Err(e)) => return (Status::Unstartable(e), Vec::new(), Vec::new()),
+                (Err(e), _) | (_, Err(e)) => {
+                    return (Status::Unstartable(e), Vec::new(), Vec::new())
+                }
             }
         }
         let (out_w, err_w) = match &pipes {

@@ -68,13 +68,20 @@ fn argv_environment_cwd_and_descriptors() {
     let hook = fx.hook(&program, |_| {});
     let report = run(&hook, b"alice", &file);
     assert!(report.status.success(), "{:?}", report.status);
-    assert!(report.fd_passed && report.notes.is_empty(), "{:?}", report.notes);
+    assert!(
+        report.fd_passed && report.notes.is_empty(),
+        "{:?}",
+        report.notes
+    );
     let got = fx.read("out");
     let lines: Vec<&str> = got.lines().collect();
     assert_eq!(lines[0], "argc=1");
     assert_eq!(lines[1], format!("arg={}", String::from_utf8_lossy(&file)));
     assert_eq!(lines[2], "cwd=/");
-    let env: Vec<&str> = lines.iter().filter_map(|l| l.strip_prefix("env:")).collect();
+    let env: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("env:"))
+        .collect();
     // SAFETY: a plain getter.
     let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
     let mut want = vec![
@@ -185,7 +192,10 @@ fn exit_status_signal_and_missing_program() {
     let hook = fx.hook(&fx.script("three", "exit 3"), |_| {});
     assert!(matches!(run(&hook, b"u", &file).status, Status::Exited(3)));
     let hook = fx.hook(&fx.script("sig", "kill -USR1 $$"), |_| {});
-    assert!(matches!(run(&hook, b"u", &file).status, Status::Signaled(libc::SIGUSR1)));
+    assert!(matches!(
+        run(&hook, b"u", &file).status,
+        Status::Signaled(libc::SIGUSR1)
+    ));
     let hook = fx.hook(&fx.path("absent"), |_| {});
     let status = run(&hook, b"u", &file).status;
     let Status::Unstartable(e) = status else {
@@ -258,10 +268,22 @@ fn a_timeout_kills_the_whole_process_group() {
     let hook = fx.hook(&program, |c| c.timeout = Some(Duration::from_millis(500)));
     let file = fx.file("f", b"x");
     let report = run(&hook, b"u", &file);
-    assert!(matches!(report.status, Status::TimedOut), "{:?}", report.status);
+    assert!(
+        matches!(report.status, Status::TimedOut),
+        "{:?}",
+        report.status
+    );
     assert!(report.duration >= Duration::from_millis(500));
-    assert!(report.duration < Duration::from_secs(20), "{:?}", report.duration);
-    let pids: Vec<i32> = fx.read("pids").lines().map(|l| l.parse().unwrap()).collect();
+    assert!(
+        report.duration < Duration::from_secs(20),
+        "{:?}",
+        report.duration
+    );
+    let pids: Vec<i32> = fx
+        .read("pids")
+        .lines()
+        .map(|l| l.parse().unwrap())
+        .collect();
     assert_eq!(pids.len(), 3);
     let deadline = Instant::now() + Duration::from_secs(5);
     while !pids.iter().all(|&p| is_gone(p)) && Instant::now() < deadline {
@@ -301,7 +323,11 @@ fn the_watch_is_woken_while_the_program_runs() {
     };
     let report = hook.run(b"u", &file, &mut ticks).unwrap();
     assert!(report.status.success());
-    assert!(ticks.count >= 10, "only {} ticks in one second", ticks.count);
+    assert!(
+        ticks.count >= 10,
+        "only {} ticks in one second",
+        ticks.count
+    );
 }
 
 #[test]
@@ -352,7 +378,10 @@ fn programs_are_checked() {
     assert!(err.to_string().ends_with("not a regular file"), "{err}");
     std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = check_program(&ok, 0, 0).unwrap_err();
-    assert!(err.to_string().ends_with("not executable by uid 0 gid 0"), "{err}");
+    assert!(
+        err.to_string().ends_with("not executable by uid 0 gid 0"),
+        "{err}"
+    );
     std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o750)).unwrap();
     std::os::unix::fs::chown(&ok, Some(0), Some(0)).unwrap();
     check_program(&ok, 0, 0).unwrap();

@@ -233,8 +233,7 @@ impl Reader {
         // SAFETY: fd is open; F_GETFL/F_SETFL take and return ints.
         unsafe {
             let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            if flags < 0
-                || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
             {
                 return Err(io::Error::last_os_error());
             }
@@ -372,7 +371,10 @@ mod tests {
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let e = open_or_create(&path).unwrap_err().to_string();
-        assert!(e.ends_with("insecure upload pipe: mode 0644, not 0600"), "{e}");
+        assert!(
+            e.ends_with("insecure upload pipe: mode 0644, not 0600"),
+            "{e}"
+        );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::lchown(&path, Some(12345), None).unwrap();
         let e = open_or_create(&path).unwrap_err().to_string();
@@ -396,7 +398,10 @@ mod tests {
         let mut reader = Reader::new(fd, Parser::new()).unwrap();
         assert!(reader.peeking());
         assert_eq!(reader.next_event().unwrap(), None);
-        write_all(writer.as_fd(), b"xx\x02a\x01/1\x00\x02b\x01/2\x00\x02c\x01/");
+        write_all(
+            writer.as_fd(),
+            b"xx\x02a\x01/1\x00\x02b\x01/2\x00\x02c\x01/",
+        );
         assert_eq!(reader.next_event().unwrap(), Some(Event::Skipped(2)));
         let Some(Event::Record(r)) = reader.next_event().unwrap() else {
             panic!()

@@ -132,7 +132,10 @@ fn high_bytes_are_accepted() {
     path.retain(|&b| b != 0x7f);
     assert_eq!(parse(&record(&user, &path)), vec![rec(&user, &path)]);
     let euro = "/srv/ftp/€ ünï ✓ 😀".as_bytes();
-    assert_eq!(parse(&record(b"jos\xc3\xa9", euro)), vec![rec(b"jos\xc3\xa9", euro)]);
+    assert_eq!(
+        parse(&record(b"jos\xc3\xa9", euro)),
+        vec![rec(b"jos\xc3\xa9", euro)]
+    );
 }
 
 #[test]
@@ -187,7 +190,10 @@ fn virtual_hosts_are_mapped_like_checkvirtual() {
     let cases: &[(&[u8], Option<&[u8]>)] = &[
         (b"/abs/a:/b", None),
         (b"relative/file", None),
-        (b"10.0.0.1:/pub/f", Some(b"/etc/pure-ftpd/pure-ftpd/10.0.0.1/pub/f")),
+        (
+            b"10.0.0.1:/pub/f",
+            Some(b"/etc/pure-ftpd/pure-ftpd/10.0.0.1/pub/f"),
+        ),
         (b"[::1]:/f", Some(b"/etc/pure-ftpd/pure-ftpd/[::1]/f")),
         (b"a:b:/c:/d", Some(b"/etc/pure-ftpd/pure-ftpd/a:b/c:/d")),
         (b":/x", Some(b"/etc/pure-ftpd/pure-ftpd//x")),
