@@ -515,11 +515,20 @@ fn serve(
     systemd::notify_ready(&format!("waiting for uploads; {}", counts.status_line()));
     sup.ping();
 
+    // STATUS= goes out when the pipe is drained, and at most once a second
+    // while busy.
+    let mut status_sent = Instant::now();
+    let mut status_dirty = false;
     while sup.stop.is_none() {
         let event = reader
             .next_event()
             .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
         let Some(event) = event else {
+            if status_dirty {
+                systemd::notify_status(&counts.status_line());
+                status_sent = Instant::now();
+                status_dirty = false;
+            }
             let mut fds = [
                 libc::pollfd {
                     fd: reader.fd().as_raw_fd(),
@@ -556,7 +565,12 @@ fn serve(
         };
         if let Some((outcome, file)) = outcome {
             counts.add(outcome, file.as_deref());
-            systemd::notify_status(&counts.status_line());
+            status_dirty = true;
+            if status_sent.elapsed() >= Duration::from_secs(1) {
+                systemd::notify_status(&counts.status_line());
+                status_sent = Instant::now();
+                status_dirty = false;
+            }
         }
         hook::Watch::wake(&mut sup);
     }
