@@ -250,9 +250,10 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in string"))
 }
 
-fn env_var(name: &str, value: &[u8]) -> CString {
+fn env_var(name: impl AsRef<[u8]>, value: &[u8]) -> CString {
+    let name = name.as_ref();
     let mut v = Vec::with_capacity(name.len() + 1 + value.len());
-    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(name);
     v.push(b'=');
     v.extend_from_slice(value);
     // Names and values never hold NUL: they come from C strings, numbers,
@@ -360,8 +361,9 @@ fn file_kind(mode: u32) -> &'static str {
 }
 
 /// Lower-case hex SHA-256 of what `fd` holds, read with `pread` so that
-/// the descriptor's offset stays at 0 for the program.
-pub fn sha256_fd(fd: BorrowedFd<'_>) -> io::Result<String> {
+/// the descriptor's offset stays at 0 for the program. `tick` is called
+/// after every 256 KiB, to keep a watchdog going on large files.
+pub fn sha256_fd(fd: BorrowedFd<'_>, tick: &mut dyn FnMut()) -> io::Result<String> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut offset: libc::off_t = 0;
@@ -380,6 +382,7 @@ pub fn sha256_fd(fd: BorrowedFd<'_>) -> io::Result<String> {
         }
         hasher.update(&buf[..n as usize]);
         offset += n as libc::off_t;
+        tick();
     }
     Ok(hasher
         .finalize()
@@ -587,7 +590,7 @@ impl Hook {
                 {
                     continue;
                 }
-                base_env.push(env_var(&String::from_utf8_lossy(k), v.as_bytes()));
+                base_env.push(env_var(k, v.as_bytes()));
             }
         } else {
             base_env.push(env_var("PATH", CLEAN_PATH.as_bytes()));
@@ -652,7 +655,7 @@ impl Hook {
         let mut sha256 = None;
         if self.config.hash == Some(HashAlgorithm::Sha256) {
             match &fd {
-                Some(fd) => match sha256_fd(fd.as_fd()) {
+                Some(fd) => match sha256_fd(fd.as_fd(), &mut || watch.wake()) {
                     Ok(sum) => sha256 = Some(sum),
                     Err(e) => notes.push(format!("cannot hash the file: {e}")),
                 },
