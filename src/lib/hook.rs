@@ -105,11 +105,7 @@ pub enum ProgramError {
     },
 }
 
-/// Checks that `program` is absolute, exists, is a regular file and can be
-/// executed by `uid`/`gid` (with `gid` as the only group, as the program
-/// will run).
-pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramError> {
-    use std::os::unix::fs::MetadataExt;
+fn program_metadata(program: &Path) -> Result<std::fs::Metadata, ProgramError> {
     if !program.is_absolute() {
         return Err(ProgramError::NotAbsolute(program.to_owned()));
     }
@@ -118,6 +114,15 @@ pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramEr
     if !meta.is_file() {
         return Err(ProgramError::NotRegular(program.to_owned()));
     }
+    Ok(meta)
+}
+
+/// Checks that `program` is absolute, exists, is a regular file and can be
+/// executed by `uid`/`gid` (with `gid` as the only group, as the program
+/// will run).
+pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = program_metadata(program)?;
     let mode = meta.mode();
     let allowed = if uid == 0 {
         mode & 0o111 != 0
@@ -129,6 +134,25 @@ pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramEr
         mode & 0o001 != 0
     };
     if !allowed {
+        return Err(ProgramError::NotExecutable {
+            path: program.to_owned(),
+            uid,
+            gid,
+        });
+    }
+    Ok(())
+}
+
+/// [`check_program`] for the current identity, all its groups included
+/// (`access(2)` with `X_OK`).
+pub fn check_program_as_self(program: &Path) -> Result<(), ProgramError> {
+    program_metadata(program)?;
+    let c = cstring(program.as_os_str().as_bytes())
+        .map_err(|e| ProgramError::Unusable(program.to_owned(), e))?;
+    // SAFETY: access(2) on a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
+        // SAFETY: plain getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         return Err(ProgramError::NotExecutable {
             path: program.to_owned(),
             uid,

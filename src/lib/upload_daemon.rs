@@ -429,13 +429,10 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     hook::close_inherited_on_exec()
         .map_err(|e| DaemonError::Runtime(format!("cannot mark descriptors close-on-exec: {e}")))?;
     let identity = settings.target_identity();
-    let (check_uid, check_gid) = identity.unwrap_or_else(|| {
-        (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        )
-    });
-    hook::check_program(&settings.program, check_uid, check_gid)?;
+    match identity {
+        Some((uid, gid)) => hook::check_program(&settings.program, uid, gid)?,
+        None => hook::check_program_as_self(&settings.program)?,
+    }
     let signals = stop_signals()
         .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
 
@@ -493,12 +490,7 @@ fn serve(
         switch_identity(uid, gid)?;
     }
     let program = &settings.program;
-    let cprogram = std::ffi::CString::new(program.as_os_str().as_bytes())
-        .map_err(|_| DaemonError::Usage("NUL byte in the program's path".into()))?;
-    // SAFETY: access(2) on a NUL-terminated path.
-    if unsafe { libc::access(cprogram.as_ptr(), libc::X_OK) } < 0 {
-        return Err(ProgramError::Unusable(program.clone(), io::Error::last_os_error()).into());
-    }
+    hook::check_program_as_self(program)?;
     let hook = Hook::new(HookConfig {
         program: program.clone(),
         timeout: settings.timeout,
