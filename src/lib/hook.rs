@@ -18,7 +18,8 @@
 //!   without following symlinks, so the program reads exactly what was
 //!   checked even if the name is replaced meanwhile (left out when the
 //!   daemon cannot open the file);
-//! - its own session and process group; on timeout the whole group is
+//! - its own process group (not its own session: a session per run would
+//!   also mean a scheduler autogroup per run); on timeout the whole group is
 //!   killed with `SIGKILL`;
 //! - optionally its standard output and error captured, their last
 //!   [`TAIL_LEN`] bytes reported;
@@ -742,10 +743,11 @@ impl Hook {
                     libc::sigaddset(&mut defaults, sig);
                 }
             }
-            let flags = libc::POSIX_SPAWN_SETSID as libc::c_int
+            let flags = libc::POSIX_SPAWN_SETPGROUP as libc::c_int
                 | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
                 | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
             let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+            rc |= libc::posix_spawnattr_setpgroup(&mut attr, 0);
             rc |= libc::posix_spawnattr_setsigmask(&mut attr, &empty);
             rc |= libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
             rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, self.devnull.as_raw_fd(), 0);
