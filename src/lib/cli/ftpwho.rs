@@ -41,8 +41,6 @@ pub const EXIT_NOT_ROOT: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: the output could not be written.
 pub const EXIT_OUTPUT: u8 = 3;
-/// Exit status: standard output is closed (C returns -2).
-pub const EXIT_NO_STDOUT: u8 = 254;
 /// Exit status: the scoreboard directory cannot be opened (C returns -1).
 pub const EXIT_NO_SCOREBOARD: u8 = 255;
 
@@ -54,7 +52,6 @@ Exit status:
        effective user (\"You must be root to run this. Sorry.\")
   2    invalid value for --state, --layout, --lock-timeout
   3    the output could not be written
-  254  standard output is closed
   255  the scoreboard directory cannot be opened
 
 Environment:
