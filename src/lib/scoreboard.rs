@@ -580,26 +580,24 @@ impl Scoreboard {
         let mut dir = self.open_dir()?;
         let dir_fd = dir.fd();
         let owners = Owners::of_dir(dir_fd);
-        let mut names = Names::default();
         let mut notes = Vec::new();
-        let mut dir_error = None;
-        while let Some(name) = dir.next_name() {
-            match name {
-                Ok(name) if name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) => names.push(name),
-                Ok(_) => {}
-                Err(err) => {
-                    dir_error = Some(format!("reading the directory: {err}"));
-                    break;
-                }
-            }
-        }
-        let names = names.list();
-        let live = Liveness::for_entries(names.len());
+        let mut live = Liveness::default();
         let mut buf = vec![0u8; self.max_record_size()];
         let mut locking = Locking::Ofd;
-        for &name in &names {
+        loop {
+            let name = match dir.next_name() {
+                None => break,
+                Some(Ok(name)) => name,
+                Some(Err(err)) => {
+                    notes.push(format!("reading the directory: {err}"));
+                    break;
+                }
+            };
+            if !name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) {
+                continue;
+            }
             let shown = || name.to_string_lossy().into_owned();
-            match self.read_one(dir_fd, name, &owners, &live, &mut buf, &mut locking) {
+            match self.read_one(dir_fd, name, &owners, &mut live, &mut buf, &mut locking) {
                 Read::Entry(entry, unlocked) => {
                     if let Some(why) = unlocked {
                         notes.push(format!("{}: read without its lock: {why}", shown()));
@@ -626,7 +624,6 @@ impl Scoreboard {
                 }
             }
         }
-        notes.extend(dir_error);
         Ok(notes)
     }
 
@@ -642,7 +639,7 @@ impl Scoreboard {
         dir_fd: RawFd,
         name: &CStr,
         owners: &Owners,
-        live: &Liveness,
+        live: &mut Liveness,
         buf: &mut [u8],
         locking: &mut Locking,
     ) -> Read {
@@ -716,6 +713,7 @@ impl Scoreboard {
         let user = c_string(user);
         let mut account = vec![0u8; layout.account_len];
         let mut count = 0usize;
+        let mut live = Liveness::default();
         while let Some(name) = dir.next_name() {
             let Ok(name) = name else { break };
             let bytes = name.to_bytes();
@@ -728,7 +726,7 @@ impl Scoreboard {
                 continue;
             }
             let pid = c_strtoul(&bytes[FILE_PREFIX.len() + 1..]) as i32;
-            if !process_exists(pid) {
+            if !live.exists(pid) {
                 if self.options.remove_stale {
                     let _ = unlink_at(dir_fd, name);
                 }
@@ -753,33 +751,6 @@ impl Scoreboard {
             }
         }
         Ok(count)
-    }
-}
-
-/// Directory entry names, stored back to back with their NULs.
-#[derive(Default)]
-struct Names {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Names {
-    fn push(&mut self, name: &CStr) {
-        self.bytes.extend_from_slice(name.to_bytes_with_nul());
-        self.ends.push(self.bytes.len());
-    }
-
-    fn list(&self) -> Vec<&CStr> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let name = CStr::from_bytes_with_nul(&self.bytes[start..end])
-                    .expect("names are stored with one NUL");
-                start = end;
-                name
-            })
-            .collect()
     }
 }
 
@@ -814,53 +785,52 @@ impl Owners {
     }
 }
 
-/// Scoreboards with at least this many names check their pids against
-/// one listing of `/proc` instead of one `kill` each.
+/// After this many pids, a scan checks pids against one listing of
+/// `/proc` instead of one `kill` each.
 const PROC_LISTING_MIN: usize = 32;
 
-/// Whether processes exist, as `kill(pid, 0)` tells: pids seen in one
-/// listing of `/proc` exist; any other pid is asked with `kill`.
+/// Whether processes exist, as `kill(pid, 0)` tells. Once a scan has
+/// checked [`PROC_LISTING_MIN`] pids, pids seen in one listing of `/proc`
+/// exist; any other pid is still asked with `kill`.
+#[derive(Default)]
 struct Liveness {
-    listed: Option<std::collections::HashSet<i32>>,
+    checked: usize,
+    /// Sorted pids from `/proc`, once listed.
+    listed: Option<Vec<i32>>,
 }
 
 impl Liveness {
-    /// The checker for a scan of `entries` names.
-    fn for_entries(entries: usize) -> Liveness {
-        let listed = if entries >= PROC_LISTING_MIN {
-            list_processes()
-        } else {
-            None
-        };
-        Liveness { listed }
-    }
-
-    fn exists(&self, pid: i32) -> bool {
+    fn exists(&mut self, pid: i32) -> bool {
+        self.checked += 1;
+        if self.checked == PROC_LISTING_MIN {
+            self.listed = list_processes();
+        }
         match &self.listed {
-            Some(listed) if pid > 0 && listed.contains(&pid) => true,
+            Some(listed) if pid > 0 && listed.binary_search(&pid).is_ok() => true,
             _ => process_exists(pid),
         }
     }
 }
 
-/// The pids listed in `/proc`, when it is this pid namespace's procfs
-/// (`/proc/self` names this process).
-fn list_processes() -> Option<std::collections::HashSet<i32>> {
+/// The pids listed in `/proc`, sorted, when it is this pid namespace's
+/// procfs (`/proc/self` names this process).
+fn list_processes() -> Option<Vec<i32>> {
     let me = std::fs::read_link("/proc/self").ok()?;
     if me.to_str()?.parse::<u32>().ok()? != std::process::id() {
         return None;
     }
     let mut dir = ScoreboardDir::open(Path::new("/proc")).ok()?;
-    let mut pids = std::collections::HashSet::new();
+    let mut pids = Vec::new();
     while let Some(name) = dir.next_name() {
         let name = name.ok()?.to_bytes();
         if let Some(pid) = std::str::from_utf8(name)
             .ok()
             .and_then(|n| n.parse::<i32>().ok())
         {
-            pids.insert(pid);
+            pids.push(pid);
         }
     }
+    pids.sort_unstable();
     Some(pids)
 }
 
@@ -957,8 +927,8 @@ const FILENAME_HEAD: usize = 64;
 
 /// Reads a record of `layout` into `record`: the head up to the account
 /// and the start of the file name in one `pread`, the rest of the file
-/// name only when no NUL ends it in the head (what follows a NUL is never
-/// looked at, and is zeroed).
+/// name only when no NUL ends it in the head. What follows that NUL is
+/// never looked at ([`Entry::parse`] stops at it) and is left as it was.
 fn read_record(fd: RawFd, layout: &Layout, record: &mut [u8]) -> Result<(), String> {
     let size = record.len();
     let filename_end = layout.filename_offset + layout.filename_len;
@@ -975,7 +945,6 @@ fn read_record(fd: RawFd, layout: &Layout, record: &mut [u8]) -> Result<(), Stri
     read(record, 0, head)?;
     let name_ended = filename_end <= head || record[layout.filename_offset..head].contains(&0);
     if name_ended {
-        record[head..].fill(0);
         Ok(())
     } else {
         read(record, head, size)
