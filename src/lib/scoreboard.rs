@@ -19,9 +19,14 @@
 //!   set, and never listed.
 //!
 //! Free entries (state 0) are not listed. Each record is read with one
-//! `pread` under a shared `fcntl` lock; when a writer holds the lock for
-//! longer than [`ScanOptions::lock_timeout`] (a server stopped mid-update),
-//! the record is read without the lock and a note says so.
+//! `pread` (two for file names longer than 64 bytes) under a shared
+//! open-file-description `fcntl` lock, which conflicts with the server's
+//! write lock; when a writer holds it for longer than
+//! [`ScanOptions::lock_timeout`] (a server stopped mid-update), the record
+//! is read without the lock and a note says so. Large scoreboards check
+//! pids against one listing of `/proc` (pids missing from it are still
+//! asked with `kill`), so a scan costs five system calls per entry.
+//! [`Scoreboard::scan_each`] hands entries over as they are read.
 //!
 //! ```no_run
 //! use pureftpd_systemd::scoreboard::Scoreboard;
@@ -54,7 +59,7 @@ pub const SOCKADDR_STORAGE_LEN: usize = 128;
 /// are at the same offsets on every LP64 Linux build; the account length
 /// (`MAX_USER_LENGTH + 1`) and the file name length vary.
 ///
-/// In configuration files a layout is written as in [`Layout::from_str`]
+/// In configuration files a layout is written as for `--layout`
 /// (`"debian"`, `"upstream"`, `"MAXUSER,FILENAMELEN"`) or as a table of
 /// these five fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -1056,5 +1061,56 @@ impl Drop for ScoreboardDir {
     fn drop(&mut self) {
         // SAFETY: the stream is open and closed only here.
         unsafe { libc::closedir(self.dir.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_by_name_and_lengths() {
+        assert_eq!("debian".parse::<Layout>().unwrap(), Layout::DEBIAN);
+        assert_eq!(" Upstream ".parse::<Layout>().unwrap(), Layout::UPSTREAM);
+        assert_eq!("128,1024".parse::<Layout>().unwrap(), Layout::DEBIAN);
+        assert_eq!("127,1024".parse::<Layout>().unwrap(), Layout::UPSTREAM);
+        let l = "31,512".parse::<Layout>().unwrap();
+        assert_eq!((l.account_len, l.filename_offset, l.size), (32, 336, 848));
+        for bad in ["", "x", "1,", ",1", "1,0", "-1,5", "9999999,1", "1,2,3"] {
+            assert!(bad.parse::<Layout>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn layouts_in_configuration_files() {
+        #[derive(serde::Deserialize)]
+        struct Config {
+            layout: Layout,
+        }
+        let c: Config = toml::from_str("layout = \"debian\"").unwrap();
+        assert_eq!(c.layout, Layout::DEBIAN);
+        let c: Config = toml::from_str("layout = \"127,1024\"").unwrap();
+        assert_eq!(c.layout, Layout::UPSTREAM);
+        let c: Config = toml::from_str(
+            "[layout]\nsize = 1464\naccount_offset = 304\naccount_len = 129\n\
+             filename_offset = 433\nfilename_len = 1024\n",
+        )
+        .unwrap();
+        assert_eq!(c.layout, Layout::DEBIAN);
+        let err = toml::from_str::<Config>(
+            "[layout]\nsize = 10\naccount_offset = 304\naccount_len = 129\n\
+             filename_offset = 433\nfilename_len = 1024\n",
+        );
+        assert!(err.is_err());
+        assert!(toml::from_str::<Config>("layout = \"huge\"").is_err());
+    }
+
+    #[test]
+    fn strtoul_like_c() {
+        assert_eq!(c_strtoul(b"0012345"), 12345);
+        assert_eq!(c_strtoul(b" +42x"), 42);
+        assert_eq!(c_strtoul(b"-1"), u64::MAX);
+        assert_eq!(c_strtoul(b"abc"), 0);
+        assert_eq!(c_strtoul(b"99999999999999999999999"), u64::MAX);
     }
 }
