@@ -112,7 +112,8 @@ pub struct Args {
     #[arg(long = "json", action = ArgAction::SetTrue, help_heading = "Output format")]
     pub json: bool,
 
-    /// Verbose ASCII table: sizes and local address too (default format)
+    /// Verbose ASCII table: the default table plus sizes and the local
+    /// address
     #[arg(short = 'v', action = ArgAction::SetTrue, help_heading = "Output format")]
     pub verbose: bool,
 
