@@ -214,3 +214,31 @@ fn a_non_root_owner_of_the_directory_may_read_it() {
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stdout(&o), "You must be root to run this. Sorry.\n");
 }
+
+#[test]
+fn root_without_cap_fowner_still_reads_every_entry() {
+    // Root opens entries with O_NOATIME, which foreign files refuse
+    // without CAP_FOWNER: such a file must still be judged on its owner.
+    assert!(is_root(), "this test drops a capability: run it as root");
+    let live = LivePids::spawn(1);
+    let mut board = Board::new();
+    let foreign = board.add(&entry(live.pid(0), b"foreign"));
+    chown(&foreign, 4321, 4321);
+    board.add(&entry(live.pid(0), b"root"));
+    let o = Command::new("setpriv")
+        .args([
+            "--bounding-set",
+            "-fowner",
+            OURS,
+            "-s",
+            "-n",
+            "--scoreboard",
+        ])
+        .arg(&board.dir)
+        .output()
+        .expect("setpriv");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("|root|"), "{}", stdout(&o));
+    assert!(!stdout(&o).contains("|foreign|"));
+    assert!(stderr(&o).contains("owned by uid 4321"), "{}", stderr(&o));
+}

@@ -588,7 +588,7 @@ impl Scoreboard {
         let mut notes = Vec::new();
         let mut live = Liveness::default();
         let mut buf = vec![0u8; self.max_record_size()];
-        let mut locking = Locking::Ofd;
+        let mut support = Support::default();
         loop {
             let name = match dir.next_name() {
                 None => break,
@@ -602,7 +602,7 @@ impl Scoreboard {
                 continue;
             }
             let shown = || name.to_string_lossy().into_owned();
-            match self.read_one(dir_fd, name, &owners, &mut live, &mut buf, &mut locking) {
+            match self.read_one(dir_fd, name, &owners, &mut live, &mut buf, &mut support) {
                 Read::Entry(entry, unlocked) => {
                     if let Some(why) = unlocked {
                         notes.push(format!("{}: read without its lock: {why}", shown()));
@@ -646,16 +646,25 @@ impl Scoreboard {
         owners: &Owners,
         live: &mut Liveness,
         buf: &mut [u8],
-        locking: &mut Locking,
+        support: &mut Support,
     ) -> Read {
-        let mut flags =
+        let flags =
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        if owners.euid == 0 {
-            // Root may skip access time updates on any file.
-            flags |= libc::O_NOATIME;
+        // Root skips access time updates, unless it lacks CAP_FOWNER.
+        let open = |flags| {
+            // SAFETY: `name` is a valid C string and `dir_fd` a directory.
+            unsafe { libc::openat(dir_fd, name.as_ptr(), flags) }
+        };
+        let mut raw = -1;
+        if owners.euid == 0 && !support.atime_needed {
+            raw = open(flags | libc::O_NOATIME);
+            if raw < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                support.atime_needed = true;
+            }
         }
-        // SAFETY: `name` is a valid C string and `dir_fd` an open directory.
-        let raw = unsafe { libc::openat(dir_fd, name.as_ptr(), flags) };
+        if raw < 0 {
+            raw = open(flags);
+        }
         if raw < 0 {
             let err = io::Error::last_os_error();
             return Read::Skipped(match err.raw_os_error() {
@@ -692,7 +701,7 @@ impl Scoreboard {
                 None => return Read::Skipped(format!("{size} bytes match no known layout")),
             },
         };
-        let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, locking).err();
+        let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, support).err();
         let record = &mut buf[..layout.size];
         if let Err(why) = read_record(fd.as_raw_fd(), &layout, record) {
             return Read::Skipped(why);
@@ -960,17 +969,18 @@ fn read_record(fd: RawFd, layout: &Layout, record: &mut [u8]) -> Result<(), Stri
     }
 }
 
-/// Which `fcntl` lock commands work here: open file description locks
-/// (per descriptor, safe with threads) or, on old kernels, process locks.
-#[derive(Clone, Copy)]
-enum Locking {
-    Ofd,
-    Process,
+/// What this system allows, learnt while scanning: open file description
+/// locks (per descriptor, safe with threads) or, on old kernels, process
+/// locks; `O_NOATIME` for root, unless it lacks `CAP_FOWNER`.
+#[derive(Clone, Copy, Default)]
+struct Support {
+    process_locks: bool,
+    atime_needed: bool,
 }
 
 /// Takes a shared lock on the whole file, polling for at most `timeout`
 /// while a writer holds it. `Err` says why the record is read unlocked.
-fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<(), String> {
+fn lock_shared(fd: RawFd, timeout: Duration, support: &mut Support) -> Result<(), String> {
     // SAFETY: an all-zero flock is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_RDLCK as libc::c_short;
@@ -978,9 +988,10 @@ fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<()
     let mut started: Option<std::time::Instant> = None;
     let mut pause = Duration::from_micros(500);
     loop {
-        let cmd = match locking {
-            Locking::Ofd => libc::F_OFD_SETLK,
-            Locking::Process => libc::F_SETLK,
+        let cmd = if support.process_locks {
+            libc::F_SETLK
+        } else {
+            libc::F_OFD_SETLK
         };
         // SAFETY: `fl` is a valid flock for this command.
         if unsafe { libc::fcntl(fd, cmd, &mut fl as *mut libc::flock) } == 0 {
@@ -989,8 +1000,8 @@ fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<()
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::EINVAL) if matches!(locking, Locking::Ofd) => {
-                *locking = Locking::Process;
+            Some(libc::EINVAL) if !support.process_locks => {
+                support.process_locks = true;
                 continue;
             }
             Some(libc::EAGAIN) | Some(libc::EACCES) => {
