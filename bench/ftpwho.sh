@@ -78,9 +78,15 @@ unshare --mount --propagation private sh -eu -c '
     mount -t tmpfs tmpfs /run
     mkdir -m 700 /run/pure-ftpd
     mount --bind "$1/pure-ftpd" /run/pure-ftpd
-    "$2" -s -n > "$1/c.out"
-    "$3" -s -n > "$1/ours.out"
-    cmp -s "$1/c.out" "$1/ours.out" || { echo "outputs differ" >&2; exit 1; }
+    # Durations are whole seconds: a run that straddles a second boundary
+    # differs, so compare a few times.
+    same=no
+    for _ in 1 2 3 4 5; do
+        "$2" -s -n > "$1/c.out"
+        "$3" -s -n > "$1/ours.out"
+        if cmp -s "$1/c.out" "$1/ours.out"; then same=yes; break; fi
+    done
+    [ "$same" = yes ] || { echo "outputs differ" >&2; exit 1; }
     echo "outputs identical: $(wc -l < "$1/c.out") lines"
     hyperfine --shell=none --warmup 3 --runs "$4" --export-json "$1/times.json" \
         -n C "$2 -s -n" -n ours "$3 -s -n"
@@ -92,5 +98,6 @@ results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
 c, ours = results["C"], results["ours"]
 print(f"C:    mean {c['mean'] * 1000:.2f} ms, median {c['median'] * 1000:.2f} ms")
 print(f"ours: mean {ours['mean'] * 1000:.2f} ms, median {ours['median'] * 1000:.2f} ms")
-print(f"ratio (ours / C, mean): {ours['mean'] / c['mean']:.3f}   target <= 0.35")
+print(f"ratio (ours / C): mean {ours['mean'] / c['mean']:.3f}, "
+      f"median {ours['median'] / c['median']:.3f}   target <= 0.35")
 PY

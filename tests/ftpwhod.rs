@@ -653,7 +653,7 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let notify_path = dir.path().join("notify");
     let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
     notify
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let socket = dir.path().join("ftpwho.sock");
     let mut child = Command::new(FTPWHOD)
@@ -674,12 +674,18 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
         .spawn()
         .unwrap();
     let mut messages = Vec::new();
-    let receive = |messages: &mut Vec<String>| {
+    let receive = |messages: &mut Vec<String>, child: &mut std::process::Child| {
         let mut buf = [0u8; 4096];
-        let n = notify.recv(&mut buf).expect("a notification");
-        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        match notify.recv(&mut buf) {
+            Ok(n) => messages.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) => {
+                let exited = child.try_wait();
+                let _ = child.kill();
+                panic!("no notification ({e}); responder: {exited:?}; so far: {messages:?}");
+            }
+        }
     };
-    receive(&mut messages);
+    receive(&mut messages, &mut child);
     assert!(messages[0].contains("READY=1"), "{messages:?}");
     assert!(
         messages[0].contains("STATUS=0 queries served"),
@@ -689,7 +695,7 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let out = run_query(&socket, &["-s", "-n"], None);
     assert!(out.status.success());
     while !messages.iter().any(|m| m.contains("STOPPING=1")) {
-        receive(&mut messages);
+        receive(&mut messages, &mut child);
     }
     assert!(child.wait().unwrap().success());
     assert!(

@@ -14,10 +14,6 @@ fn main() -> ExitCode {
     // Die quietly on a closed pipe, as the C tool does.
     // SAFETY: restoring the default disposition of SIGPIPE.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    // SAFETY: F_GETFD only queries the descriptor.
-    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
-        return ExitCode::from(cli::EXIT_NO_STDOUT);
-    }
     let args = match Args::parse_ordered(std::env::args_os()) {
         Ok(args) => args,
         Err(err) => return usage_error(err),

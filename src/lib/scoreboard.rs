@@ -19,9 +19,14 @@
 //!   set, and never listed.
 //!
 //! Free entries (state 0) are not listed. Each record is read with one
-//! `pread` under a shared `fcntl` lock; when a writer holds the lock for
-//! longer than [`ScanOptions::lock_timeout`] (a server stopped mid-update),
-//! the record is read without the lock and a note says so.
+//! `pread` (two for file names longer than 64 bytes) under a shared
+//! open-file-description `fcntl` lock, which conflicts with the server's
+//! write lock; when a writer holds it for longer than
+//! [`ScanOptions::lock_timeout`] (a server stopped mid-update), the record
+//! is read without the lock and a note says so. Large scoreboards check
+//! pids against one listing of `/proc` (pids missing from it are still
+//! asked with `kill`), so a scan costs five system calls per entry.
+//! [`Scoreboard::scan_each`] hands entries over as they are read.
 //!
 //! ```no_run
 //! use pureftpd_systemd::scoreboard::Scoreboard;
@@ -54,7 +59,7 @@ pub const SOCKADDR_STORAGE_LEN: usize = 128;
 /// are at the same offsets on every LP64 Linux build; the account length
 /// (`MAX_USER_LENGTH + 1`) and the file name length vary.
 ///
-/// In configuration files a layout is written as in [`Layout::from_str`]
+/// In configuration files a layout is written as for `--layout`
 /// (`"debian"`, `"upstream"`, `"MAXUSER,FILENAMELEN"`) or as a table of
 /// these five fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -580,26 +585,24 @@ impl Scoreboard {
         let mut dir = self.open_dir()?;
         let dir_fd = dir.fd();
         let owners = Owners::of_dir(dir_fd);
-        let mut names = Names::default();
         let mut notes = Vec::new();
-        let mut dir_error = None;
-        while let Some(name) = dir.next_name() {
-            match name {
-                Ok(name) if name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) => names.push(name),
-                Ok(_) => {}
-                Err(err) => {
-                    dir_error = Some(format!("reading the directory: {err}"));
+        let mut live = Liveness::default();
+        let mut buf = vec![0u8; self.max_record_size()];
+        let mut support = Support::default();
+        loop {
+            let name = match dir.next_name() {
+                None => break,
+                Some(Ok(name)) => name,
+                Some(Err(err)) => {
+                    notes.push(format!("reading the directory: {err}"));
                     break;
                 }
+            };
+            if !name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) {
+                continue;
             }
-        }
-        let names = names.list();
-        let live = Liveness::for_entries(names.len());
-        let mut buf = vec![0u8; self.max_record_size()];
-        let mut locking = Locking::Ofd;
-        for &name in &names {
             let shown = || name.to_string_lossy().into_owned();
-            match self.read_one(dir_fd, name, &owners, &live, &mut buf, &mut locking) {
+            match self.read_one(dir_fd, name, &owners, &mut live, &mut buf, &mut support) {
                 Read::Entry(entry, unlocked) => {
                     if let Some(why) = unlocked {
                         notes.push(format!("{}: read without its lock: {why}", shown()));
@@ -626,7 +629,6 @@ impl Scoreboard {
                 }
             }
         }
-        notes.extend(dir_error);
         Ok(notes)
     }
 
@@ -642,14 +644,27 @@ impl Scoreboard {
         dir_fd: RawFd,
         name: &CStr,
         owners: &Owners,
-        live: &Liveness,
+        live: &mut Liveness,
         buf: &mut [u8],
-        locking: &mut Locking,
+        support: &mut Support,
     ) -> Read {
         let flags =
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
-        // SAFETY: `name` is a valid C string and `dir_fd` an open directory.
-        let raw = unsafe { libc::openat(dir_fd, name.as_ptr(), flags) };
+        // Root skips access time updates, unless it lacks CAP_FOWNER.
+        let open = |flags| {
+            // SAFETY: `name` is a valid C string and `dir_fd` a directory.
+            unsafe { libc::openat(dir_fd, name.as_ptr(), flags) }
+        };
+        let mut raw = -1;
+        if owners.euid == 0 && !support.atime_needed {
+            raw = open(flags | libc::O_NOATIME);
+            if raw < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) {
+                support.atime_needed = true;
+            }
+        }
+        if raw < 0 {
+            raw = open(flags);
+        }
         if raw < 0 {
             let err = io::Error::last_os_error();
             return Read::Skipped(match err.raw_os_error() {
@@ -686,7 +701,7 @@ impl Scoreboard {
                 None => return Read::Skipped(format!("{size} bytes match no known layout")),
             },
         };
-        let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, locking).err();
+        let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, support).err();
         let record = &mut buf[..layout.size];
         if let Err(why) = read_record(fd.as_raw_fd(), &layout, record) {
             return Read::Skipped(why);
@@ -716,6 +731,7 @@ impl Scoreboard {
         let user = c_string(user);
         let mut account = vec![0u8; layout.account_len];
         let mut count = 0usize;
+        let mut live = Liveness::default();
         while let Some(name) = dir.next_name() {
             let Ok(name) = name else { break };
             let bytes = name.to_bytes();
@@ -728,7 +744,7 @@ impl Scoreboard {
                 continue;
             }
             let pid = c_strtoul(&bytes[FILE_PREFIX.len() + 1..]) as i32;
-            if !process_exists(pid) {
+            if !live.exists(pid) {
                 if self.options.remove_stale {
                     let _ = unlink_at(dir_fd, name);
                 }
@@ -753,33 +769,6 @@ impl Scoreboard {
             }
         }
         Ok(count)
-    }
-}
-
-/// Directory entry names, stored back to back with their NULs.
-#[derive(Default)]
-struct Names {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-}
-
-impl Names {
-    fn push(&mut self, name: &CStr) {
-        self.bytes.extend_from_slice(name.to_bytes_with_nul());
-        self.ends.push(self.bytes.len());
-    }
-
-    fn list(&self) -> Vec<&CStr> {
-        let mut start = 0;
-        self.ends
-            .iter()
-            .map(|&end| {
-                let name = CStr::from_bytes_with_nul(&self.bytes[start..end])
-                    .expect("names are stored with one NUL");
-                start = end;
-                name
-            })
-            .collect()
     }
 }
 
@@ -814,53 +803,52 @@ impl Owners {
     }
 }
 
-/// Scoreboards with at least this many names check their pids against
-/// one listing of `/proc` instead of one `kill` each.
+/// After this many pids, a scan checks pids against one listing of
+/// `/proc` instead of one `kill` each.
 const PROC_LISTING_MIN: usize = 32;
 
-/// Whether processes exist, as `kill(pid, 0)` tells: pids seen in one
-/// listing of `/proc` exist; any other pid is asked with `kill`.
+/// Whether processes exist, as `kill(pid, 0)` tells. Once a scan has
+/// checked [`PROC_LISTING_MIN`] pids, pids seen in one listing of `/proc`
+/// exist; any other pid is still asked with `kill`.
+#[derive(Default)]
 struct Liveness {
-    listed: Option<std::collections::HashSet<i32>>,
+    checked: usize,
+    /// Sorted pids from `/proc`, once listed.
+    listed: Option<Vec<i32>>,
 }
 
 impl Liveness {
-    /// The checker for a scan of `entries` names.
-    fn for_entries(entries: usize) -> Liveness {
-        let listed = if entries >= PROC_LISTING_MIN {
-            list_processes()
-        } else {
-            None
-        };
-        Liveness { listed }
-    }
-
-    fn exists(&self, pid: i32) -> bool {
+    fn exists(&mut self, pid: i32) -> bool {
+        self.checked += 1;
+        if self.checked == PROC_LISTING_MIN {
+            self.listed = list_processes();
+        }
         match &self.listed {
-            Some(listed) if pid > 0 && listed.contains(&pid) => true,
+            Some(listed) if pid > 0 && listed.binary_search(&pid).is_ok() => true,
             _ => process_exists(pid),
         }
     }
 }
 
-/// The pids listed in `/proc`, when it is this pid namespace's procfs
-/// (`/proc/self` names this process).
-fn list_processes() -> Option<std::collections::HashSet<i32>> {
+/// The pids listed in `/proc`, sorted, when it is this pid namespace's
+/// procfs (`/proc/self` names this process).
+fn list_processes() -> Option<Vec<i32>> {
     let me = std::fs::read_link("/proc/self").ok()?;
     if me.to_str()?.parse::<u32>().ok()? != std::process::id() {
         return None;
     }
     let mut dir = ScoreboardDir::open(Path::new("/proc")).ok()?;
-    let mut pids = std::collections::HashSet::new();
+    let mut pids = Vec::new();
     while let Some(name) = dir.next_name() {
         let name = name.ok()?.to_bytes();
         if let Some(pid) = std::str::from_utf8(name)
             .ok()
             .and_then(|n| n.parse::<i32>().ok())
         {
-            pids.insert(pid);
+            pids.push(pid);
         }
     }
+    pids.sort_unstable();
     Some(pids)
 }
 
@@ -957,8 +945,8 @@ const FILENAME_HEAD: usize = 64;
 
 /// Reads a record of `layout` into `record`: the head up to the account
 /// and the start of the file name in one `pread`, the rest of the file
-/// name only when no NUL ends it in the head (what follows a NUL is never
-/// looked at, and is zeroed).
+/// name only when no NUL ends it in the head. What follows that NUL is
+/// never looked at ([`Entry::parse`] stops at it) and is left as it was.
 fn read_record(fd: RawFd, layout: &Layout, record: &mut [u8]) -> Result<(), String> {
     let size = record.len();
     let filename_end = layout.filename_offset + layout.filename_len;
@@ -975,24 +963,24 @@ fn read_record(fd: RawFd, layout: &Layout, record: &mut [u8]) -> Result<(), Stri
     read(record, 0, head)?;
     let name_ended = filename_end <= head || record[layout.filename_offset..head].contains(&0);
     if name_ended {
-        record[head..].fill(0);
         Ok(())
     } else {
         read(record, head, size)
     }
 }
 
-/// Which `fcntl` lock commands work here: open file description locks
-/// (per descriptor, safe with threads) or, on old kernels, process locks.
-#[derive(Clone, Copy)]
-enum Locking {
-    Ofd,
-    Process,
+/// What this system allows, learnt while scanning: open file description
+/// locks (per descriptor, safe with threads) or, on old kernels, process
+/// locks; `O_NOATIME` for root, unless it lacks `CAP_FOWNER`.
+#[derive(Clone, Copy, Default)]
+struct Support {
+    process_locks: bool,
+    atime_needed: bool,
 }
 
 /// Takes a shared lock on the whole file, polling for at most `timeout`
 /// while a writer holds it. `Err` says why the record is read unlocked.
-fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<(), String> {
+fn lock_shared(fd: RawFd, timeout: Duration, support: &mut Support) -> Result<(), String> {
     // SAFETY: an all-zero flock is a valid value.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
     fl.l_type = libc::F_RDLCK as libc::c_short;
@@ -1000,9 +988,10 @@ fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<()
     let mut started: Option<std::time::Instant> = None;
     let mut pause = Duration::from_micros(500);
     loop {
-        let cmd = match locking {
-            Locking::Ofd => libc::F_OFD_SETLK,
-            Locking::Process => libc::F_SETLK,
+        let cmd = if support.process_locks {
+            libc::F_SETLK
+        } else {
+            libc::F_OFD_SETLK
         };
         // SAFETY: `fl` is a valid flock for this command.
         if unsafe { libc::fcntl(fd, cmd, &mut fl as *mut libc::flock) } == 0 {
@@ -1011,8 +1000,8 @@ fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<()
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::EINVAL) if matches!(locking, Locking::Ofd) => {
-                *locking = Locking::Process;
+            Some(libc::EINVAL) if !support.process_locks => {
+                support.process_locks = true;
                 continue;
             }
             Some(libc::EAGAIN) | Some(libc::EACCES) => {
@@ -1087,5 +1076,56 @@ impl Drop for ScoreboardDir {
     fn drop(&mut self) {
         // SAFETY: the stream is open and closed only here.
         unsafe { libc::closedir(self.dir.as_ptr()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layouts_by_name_and_lengths() {
+        assert_eq!("debian".parse::<Layout>().unwrap(), Layout::DEBIAN);
+        assert_eq!(" Upstream ".parse::<Layout>().unwrap(), Layout::UPSTREAM);
+        assert_eq!("128,1024".parse::<Layout>().unwrap(), Layout::DEBIAN);
+        assert_eq!("127,1024".parse::<Layout>().unwrap(), Layout::UPSTREAM);
+        let l = "31,512".parse::<Layout>().unwrap();
+        assert_eq!((l.account_len, l.filename_offset, l.size), (32, 336, 848));
+        for bad in ["", "x", "1,", ",1", "1,0", "-1,5", "9999999,1", "1,2,3"] {
+            assert!(bad.parse::<Layout>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn layouts_in_configuration_files() {
+        #[derive(serde::Deserialize)]
+        struct Config {
+            layout: Layout,
+        }
+        let c: Config = toml::from_str("layout = \"debian\"").unwrap();
+        assert_eq!(c.layout, Layout::DEBIAN);
+        let c: Config = toml::from_str("layout = \"127,1024\"").unwrap();
+        assert_eq!(c.layout, Layout::UPSTREAM);
+        let c: Config = toml::from_str(
+            "[layout]\nsize = 1464\naccount_offset = 304\naccount_len = 129\n\
+             filename_offset = 433\nfilename_len = 1024\n",
+        )
+        .unwrap();
+        assert_eq!(c.layout, Layout::DEBIAN);
+        let err = toml::from_str::<Config>(
+            "[layout]\nsize = 10\naccount_offset = 304\naccount_len = 129\n\
+             filename_offset = 433\nfilename_len = 1024\n",
+        );
+        assert!(err.is_err());
+        assert!(toml::from_str::<Config>("layout = \"huge\"").is_err());
+    }
+
+    #[test]
+    fn strtoul_like_c() {
+        assert_eq!(c_strtoul(b"0012345"), 12345);
+        assert_eq!(c_strtoul(b" +42x"), 42);
+        assert_eq!(c_strtoul(b"-1"), u64::MAX);
+        assert_eq!(c_strtoul(b"abc"), 0);
+        assert_eq!(c_strtoul(b"99999999999999999999999"), u64::MAX);
     }
 }

@@ -41,8 +41,6 @@ pub const EXIT_NOT_ROOT: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 /// Exit status: the output could not be written.
 pub const EXIT_OUTPUT: u8 = 3;
-/// Exit status: standard output is closed (C returns -2).
-pub const EXIT_NO_STDOUT: u8 = 254;
 /// Exit status: the scoreboard directory cannot be opened (C returns -1).
 pub const EXIT_NO_SCOREBOARD: u8 = 255;
 
@@ -54,7 +52,6 @@ Exit status:
        effective user (\"You must be root to run this. Sorry.\")
   2    invalid value for --state, --layout, --lock-timeout
   3    the output could not be written
-  254  standard output is closed
   255  the scoreboard directory cannot be opened
 
 Environment:
@@ -115,7 +112,8 @@ pub struct Args {
     #[arg(long = "json", action = ArgAction::SetTrue, help_heading = "Output format")]
     pub json: bool,
 
-    /// Verbose ASCII table: sizes and local address too (default format)
+    /// Verbose ASCII table: the default table plus sizes and the local
+    /// address
     #[arg(short = 'v', action = ArgAction::SetTrue, help_heading = "Output format")]
     pub verbose: bool,
 

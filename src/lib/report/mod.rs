@@ -322,19 +322,41 @@ impl<'a> Report<'a> {
 
 /// Appends the decimal digits of `n`.
 fn push_u64(out: &mut Vec<u8>, n: u64) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     let mut n = n;
-    loop {
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        i -= 2;
+        digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        digits[i] = b'0' + n as u8;
     }
     out.extend_from_slice(&digits[i..]);
 }
+
+/// "00" to "99".
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        pairs[i * 2] = b'0' + (i / 10) as u8;
+        pairs[i * 2 + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    pairs
+};
 
 /// Appends the decimal digits of `n`, with a minus sign when negative.
 fn push_i64(out: &mut Vec<u8>, n: i64) {
@@ -349,5 +371,44 @@ fn is_ctrl(b: u8) -> bool {
     b == 0x7f || b < 32
 }
 
+/// A table of the bytes `is_ctrl` accepts, plus `extra`.
+const fn special_bytes(extra: &[u8]) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 32 {
+        table[b] = true;
+        b += 1;
+    }
+    table[0x7f] = true;
+    let mut i = 0;
+    while i < extra.len() {
+        table[extra[i] as usize] = true;
+        i += 1;
+    }
+    table
+}
+
 /// Size of the C escapers' static buffer (`PATH_MAX + 32`).
 const ESCAPE_BUF: usize = 4096 + 32;
+
+#[cfg(test)]
+mod tests {
+    use super::{push_i64, push_u64};
+
+    #[test]
+    fn decimal_digits() {
+        let mut values: Vec<u64> = (0..1100).collect();
+        values.extend([9_999, 10_000, 65_535, 1 << 32, u64::MAX - 1, u64::MAX]);
+        values.extend((0..64).map(|b| 1u64 << b));
+        for v in values {
+            let mut out = Vec::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
+        for v in [0i64, -1, -10, i64::MIN, i64::MAX, -2147483648] {
+            let mut out = Vec::new();
+            push_i64(&mut out, v);
+            assert_eq!(out, v.to_string().into_bytes());
+        }
+    }
+}

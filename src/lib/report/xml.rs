@@ -17,11 +17,8 @@ pub fn escape(s: &[u8]) -> Vec<u8> {
 
 /// [`escape`], appending to `out`.
 pub fn escape_into(s: &[u8], out: &mut Vec<u8>) {
-    if s.len() < ESCAPE_BUF
-        && !s
-            .iter()
-            .any(|&b| is_ctrl(b) || matches!(b, b'<' | b'>' | b'&'))
-    {
+    const SPECIAL: [bool; 256] = super::special_bytes(b"<>&");
+    if s.len() < ESCAPE_BUF && !s.iter().any(|&b| SPECIAL[usize::from(b)]) {
         out.extend_from_slice(s);
         return;
     }
