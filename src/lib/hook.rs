@@ -23,7 +23,9 @@
 //!   killed with `SIGKILL`;
 //! - optionally its standard output and error captured, their last
 //!   [`TAIL_LEN`] bytes reported;
-//! - optionally the file's SHA-256, read through the same descriptor.
+//! - optionally the file's SHA-256, read through the same descriptor;
+//! - `UPLOAD_USER` and `UPLOAD_GROUP` looked up at most once a second per
+//!   id (a burst of uploads does not read the user database per file).
 //!
 //! Signals blocked or ignored by the daemon are reset for the program
 //! (`SIGPIPE` included, which the C tool leaves ignored).
@@ -33,6 +35,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
@@ -269,6 +272,48 @@ pub struct Hook {
     program: CString,
     base_env: Vec<CString>,
     devnull: OwnedFd,
+    names: Mutex<NameCache>,
+}
+
+/// How long a looked-up user or group name is reused.
+const NAME_TTL: Duration = Duration::from_secs(1);
+/// Names remembered at most; older ones are dropped beyond this.
+const NAME_CACHE_LEN: usize = 64;
+
+/// User and group names by id, each kept for [`NAME_TTL`]: a burst of
+/// uploads looks each name up once, not once per file.
+#[derive(Debug, Default)]
+struct NameCache {
+    users: Vec<(u32, Instant, Option<Vec<u8>>)>,
+    groups: Vec<(u32, Instant, Option<Vec<u8>>)>,
+}
+
+impl NameCache {
+    fn user(&mut self, uid: u32) -> Option<Vec<u8>> {
+        Self::get(&mut self.users, uid, user_name)
+    }
+
+    fn group(&mut self, gid: u32) -> Option<Vec<u8>> {
+        Self::get(&mut self.groups, gid, group_name)
+    }
+
+    fn get(
+        names: &mut Vec<(u32, Instant, Option<Vec<u8>>)>,
+        id: u32,
+        look_up: fn(u32) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        let now = Instant::now();
+        names.retain(|(_, at, _)| now.saturating_duration_since(*at) < NAME_TTL);
+        if let Some((_, _, name)) = names.iter().find(|(i, _, _)| *i == id) {
+            return name.clone();
+        }
+        let name = look_up(id);
+        if names.len() >= NAME_CACHE_LEN {
+            names.remove(0);
+        }
+        names.push((id, now, name.clone()));
+        name
+    }
 }
 
 fn cstring(bytes: &[u8]) -> io::Result<CString> {
@@ -286,10 +331,10 @@ fn env_var(name: impl AsRef<[u8]>, value: &[u8]) -> CString {
     CString::new(v).unwrap_or_default()
 }
 
-/// Moves `fd` to a number of at least 10, so that it cannot collide with
-/// the numbers it is mapped to in the child (0 to 3).
+/// Moves `fd` above the numbers it is mapped to in the child (0 to 3), so
+/// that an earlier mapping cannot overwrite it; higher numbers stay.
 fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
-    if fd.as_raw_fd() >= 10 {
+    if fd.as_raw_fd() > UPLOAD_FD {
         return Ok(fd);
     }
     // SAFETY: fd is open; F_DUPFD_CLOEXEC returns a new descriptor.
@@ -423,7 +468,7 @@ struct Checked {
 }
 
 /// `lstat()`s `file` (relative names are relative to `/`), and opens it.
-fn check_file(file: &[u8]) -> Result<Checked, Skip> {
+fn check_file(file: &[u8], names: &Mutex<NameCache>) -> Result<Checked, Skip> {
     let mut full = Vec::with_capacity(file.len() + 1);
     if file.first() != Some(&b'/') {
         full.push(b'/');
@@ -441,13 +486,17 @@ fn check_file(file: &[u8]) -> Result<Checked, Skip> {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Skip::NotRegular(file_kind(st.st_mode)));
     }
+    let (user, group) = {
+        let mut names = names.lock().unwrap_or_else(|e| e.into_inner());
+        (names.user(st.st_uid), names.group(st.st_gid))
+    };
     let facts = FileFacts {
         size: st.st_size as u64,
         perms: st.st_mode & 0o7777,
         uid: st.st_uid,
         gid: st.st_gid,
-        user: user_name(st.st_uid),
-        group: group_name(st.st_gid),
+        user,
+        group,
     };
     let mut notes = Vec::new();
     let flags =
@@ -474,11 +523,10 @@ fn check_file(file: &[u8]) -> Result<Checked, Skip> {
         if !same {
             return Err(Skip::Replaced);
         }
+        // Blocking again for the program. Of the flags F_SETFL changes,
+        // only O_NONBLOCK was set at open, so no F_GETFL is needed.
         // SAFETY: fd is open.
-        unsafe {
-            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
-        }
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) };
         match move_high(fd) {
             Ok(fd) => Some(fd),
             Err(e) => {
@@ -634,6 +682,7 @@ impl Hook {
             program,
             base_env,
             devnull: move_high(devnull.into())?,
+            names: Mutex::default(),
         })
     }
 
@@ -676,7 +725,7 @@ impl Hook {
             facts,
             fd,
             mut notes,
-        } = check_file(file)?;
+        } = check_file(file, &self.names)?;
         let mut sha256 = None;
         if self.config.hash == Some(HashAlgorithm::Sha256) {
             match &fd {
@@ -738,7 +787,10 @@ impl Hook {
             libc::sigemptyset(&mut empty);
             let mut defaults: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut defaults);
-            for sig in 1..32 {
+            // Every signal, real-time ones too: glibc's child then sets
+            // each disposition once instead of reading it first (the two
+            // it keeps for itself are refused by sigaddset and skipped).
+            for sig in 1..=libc::SIGRTMAX() {
                 if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                     libc::sigaddset(&mut defaults, sig);
                 }
@@ -815,15 +867,20 @@ impl Hook {
         let pidfd = pidfd_open(pid);
         let deadline = self.config.timeout.map(|t| Instant::now() + t);
         let mut killed = false;
+        // With a pidfd, poll tells when the program has ended: the first
+        // poll comes before any wait.
+        let mut polled_first = pidfd.is_some();
         let wait_status = loop {
-            let mut status = 0;
-            // SAFETY: status is a valid out-pointer.
-            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-            if r == pid {
-                break Some(status);
-            }
-            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                break None;
+            if !std::mem::take(&mut polled_first) {
+                let mut status = 0;
+                // SAFETY: status is a valid out-pointer.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                if r == pid {
+                    break Some(status);
+                }
+                if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                    break None;
+                }
             }
             let now = Instant::now();
             if !killed && deadline.is_some_and(|d| now >= d) {

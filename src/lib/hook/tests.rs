@@ -393,3 +393,37 @@ fn programs_are_checked() {
     let err = check_program_as_self(&ok).unwrap_err();
     assert!(err.to_string().contains("not executable"), "{err}");
 }
+
+#[test]
+fn names_are_looked_up_once_a_second_per_id() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+    fn counted(id: u32) -> Option<Vec<u8>> {
+        LOOKUPS.fetch_add(1, Ordering::SeqCst);
+        (id != 7).then(|| format!("name{id}").into_bytes())
+    }
+    let mut names = Vec::new();
+    for _ in 0..3 {
+        assert_eq!(
+            NameCache::get(&mut names, 1, counted),
+            Some(b"name1".to_vec())
+        );
+        assert_eq!(NameCache::get(&mut names, 7, counted), None);
+    }
+    assert_eq!(LOOKUPS.load(Ordering::SeqCst), 2);
+    std::thread::sleep(NAME_TTL + Duration::from_millis(50));
+    assert_eq!(
+        NameCache::get(&mut names, 1, counted),
+        Some(b"name1".to_vec())
+    );
+    assert_eq!(LOOKUPS.load(Ordering::SeqCst), 3);
+    // The cache stays bounded.
+    for id in 100..100 + 2 * NAME_CACHE_LEN as u32 {
+        NameCache::get(&mut names, id, counted);
+    }
+    assert!(names.len() <= NAME_CACHE_LEN);
+    // Real lookups agree with the uncached functions.
+    let mut cache = NameCache::default();
+    assert_eq!(cache.user(0), user_name(0));
+    assert_eq!(cache.group(0), group_name(0));
+}
