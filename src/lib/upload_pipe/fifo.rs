@@ -179,8 +179,10 @@ const _: () = assert!(READ_LEN >= 2 * PEEK_LEN);
 
 /// Reads events from the FIFO, one at a time.
 ///
-/// The FIFO is looked at with `tee(2)` (which copies without consuming)
-/// and only the bytes up to the end of the next record are consumed. A
+/// The FIFO is looked at with `tee(2)` (which copies without consuming),
+/// a few kilobytes at a time, and each record is consumed (one
+/// `read`) only when it is handed out: what was peeked at but not handed
+/// out yet is still in the FIFO. A
 /// record is thus either still in the FIFO or being processed: when the
 /// daemon stops or is killed, the records queued behind are left in the
 /// FIFO for the next instance. Descriptors that do not support `tee()` are
@@ -266,20 +268,28 @@ impl Reader {
         self.fd.as_fd()
     }
 
-    /// Bytes read from the FIFO but not parsed yet (only without peeking).
+    /// Bytes read from the FIFO but not parsed yet (only without peeking:
+    /// bytes peeked at are still in the FIFO).
     pub fn buffered(&self) -> usize {
-        self.end - self.start
+        if self.peek.is_some() {
+            0
+        } else {
+            self.end - self.start
+        }
     }
 
-    /// Takes out of the FIFO the `used` bytes just looked at (kept at the
-    /// start of the buffer). Another reader of the same FIFO can take them
-    /// first: that is reported, and the parser finds its way at the next
-    /// record.
-    fn consume(&mut self, used: usize) -> io::Result<()> {
-        let (seen, scratch) = self.buf.split_at_mut(used);
+    /// Takes out of the FIFO the `used` bytes just looked at (at `from` in
+    /// the buffer), into scratch room after the peeked bytes. Another
+    /// reader of the same FIFO can take them first: that is reported, the
+    /// rest of what was peeked is dropped, and the parser finds its way at
+    /// the next record.
+    fn consume(&mut self, from: usize, used: usize) -> io::Result<()> {
+        let (peeked, scratch) = self.buf.split_at_mut(PEEK_LEN);
+        let seen = &peeked[from..from + used];
+        let scratch = &mut scratch[..used];
         let mut got = 0;
         while got < used {
-            match read_some(self.fd.as_fd(), &mut scratch[got..used]) {
+            match read_some(self.fd.as_fd(), &mut scratch[got..]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -290,6 +300,7 @@ impl Reader {
             tracing::warn!(
                 "the upload pipe changed while being read: is another reader running on it?"
             );
+            self.end = from + used;
         }
         Ok(())
     }
@@ -300,6 +311,11 @@ impl Reader {
         loop {
             if self.start < self.end {
                 let (used, event) = self.parser.next_event(&self.buf[self.start..self.end]);
+                if self.peek.is_some() {
+                    // Peeked bytes are still in the FIFO: take out exactly
+                    // this event's.
+                    self.consume(self.start, used)?;
+                }
                 self.start += used;
                 if event.is_some() {
                     return Ok(event);
@@ -333,11 +349,8 @@ impl Reader {
                     return Ok(None);
                 }
                 read_exact(peek_r.as_fd(), &mut self.buf[..n])?;
-                let (used, event) = self.parser.next_event(&self.buf[..n]);
-                self.consume(used)?;
-                if event.is_some() {
-                    return Ok(event);
-                }
+                self.start = 0;
+                self.end = n;
             } else {
                 match read_some(self.fd.as_fd(), &mut self.buf) {
                     Ok(0) => return Ok(None),
@@ -440,6 +453,48 @@ mod tests {
         write_all(writer.as_fd(), b"3\x00");
         let events = drain(&mut reader);
         assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(reader.next_event().unwrap(), None);
+    }
+
+    #[test]
+    fn one_peek_serves_many_records_each_consumed_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fd, _) = open_or_create(&dir.path().join("p")).unwrap();
+        let writer = fd.try_clone().unwrap();
+        let mut reader = Reader::new(fd, Parser::new()).unwrap();
+        write_all(
+            writer.as_fd(),
+            b"\x02a\x01/1\x00\x02b\x01/2\x00\x02c\x01/3\x00",
+        );
+        for (i, rest) in [&b"\x02b\x01/2\x00\x02c\x01/3\x00"[..], b"\x02c\x01/3\x00"]
+            .into_iter()
+            .enumerate()
+        {
+            let Some(Event::Record(r)) = reader.next_event().unwrap() else {
+                panic!()
+            };
+            assert_eq!(r.file, format!("/{}", i + 1).as_bytes());
+            assert_eq!(reader.buffered(), 0);
+            // Only the record handed out has left the FIFO.
+            let mut left = vec![0; 64];
+            let n = read_some(writer.as_fd(), &mut left).unwrap();
+            assert_eq!(&left[..n], rest);
+            write_all(writer.as_fd(), &left[..n]);
+        }
+        // Another reader takes the last record: the peeked copy no longer
+        // matches, is dropped, and the next record is found afresh.
+        let mut stolen = vec![0; 64];
+        assert_eq!(read_some(writer.as_fd(), &mut stolen).unwrap(), 6);
+        write_all(writer.as_fd(), b"\x02d\x01/4\x00\x02e\x01/5\x00");
+        let events = drain(&mut reader);
+        let files: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Record(r) => Some(r.file.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files.last().unwrap(), b"/5", "{events:?}");
         assert_eq!(reader.next_event().unwrap(), None);
     }
 
