@@ -565,6 +565,10 @@ fn serve(
                 Some((outcome, Some(record.file)))
             }
         };
+        // Processed and logged: only now does the record leave the FIFO.
+        reader
+            .commit()
+            .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
         if let Some((outcome, file)) = outcome {
             counts.add(outcome, file.as_deref());
             status_dirty = true;

@@ -180,13 +180,15 @@ const _: () = assert!(READ_LEN >= 2 * PEEK_LEN);
 /// Reads events from the FIFO, one at a time.
 ///
 /// The FIFO is looked at with `tee(2)` (which copies without consuming),
-/// a few kilobytes at a time, and each record is consumed (one
-/// `read`) only when it is handed out: what was peeked at but not handed
-/// out yet is still in the FIFO. A
-/// record is thus either still in the FIFO or being processed: when the
-/// daemon stops or is killed, the records queued behind are left in the
-/// FIFO for the next instance. Descriptors that do not support `tee()` are
-/// read in large chunks instead.
+/// a few kilobytes at a time, and a record is consumed (one `read`) only
+/// when the caller says it is done with it ([`Reader::commit`], called
+/// after the program ran and the audit was logged; the next
+/// [`Reader::next_event`] commits too). A record is thus in the FIFO until
+/// it has been fully processed: when the daemon is killed, even while the
+/// program runs, the record and those queued behind it are left in the
+/// FIFO for the next instance, which processes them (at least once: the
+/// program may have run partly for the record in hand). Descriptors that
+/// do not support `tee()` are read in large chunks instead.
 #[derive(Debug)]
 pub struct Reader {
     fd: OwnedFd,
@@ -195,6 +197,9 @@ pub struct Reader {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The handed-out record still in the FIFO: its offset in `buf` and
+    /// length.
+    uncommitted: Option<(usize, usize)>,
 }
 
 fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -249,6 +254,7 @@ impl Reader {
             buf: vec![0; READ_LEN],
             start: 0,
             end: 0,
+            uncommitted: None,
         })
     }
 
@@ -305,18 +311,35 @@ impl Reader {
         Ok(())
     }
 
+    /// Takes the last event handed out by [`Reader::next_event`] out of
+    /// the FIFO. Call it once that event is fully processed; until then a
+    /// crash leaves it in the FIFO for the next reader. Does nothing when
+    /// there is nothing to commit or the FIFO is read in chunks.
+    pub fn commit(&mut self) -> io::Result<()> {
+        match self.uncommitted.take() {
+            Some((from, used)) => self.consume(from, used),
+            None => Ok(()),
+        }
+    }
+
     /// The next event among what is in the FIFO now; `Ok(None)` when it is
     /// empty (poll [`Reader::fd`] for more).
     pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+        self.commit()?;
         loop {
             if self.start < self.end {
                 let (used, event) = self.parser.next_event(&self.buf[self.start..self.end]);
-                if self.peek.is_some() {
-                    // Peeked bytes are still in the FIFO: take out exactly
-                    // this event's.
-                    self.consume(self.start, used)?;
-                }
+                let from = self.start;
                 self.start += used;
+                if self.peek.is_some() {
+                    // Peeked bytes are still in the FIFO: an event's stay
+                    // there until committed, bytes that gave none go now.
+                    if event.is_some() {
+                        self.uncommitted = Some((from, used));
+                    } else {
+                        self.consume(from, used)?;
+                    }
+                }
                 if event.is_some() {
                     return Ok(event);
                 }
@@ -445,6 +468,7 @@ mod tests {
             panic!()
         };
         assert_eq!(r.file, b"/1");
+        reader.commit().unwrap();
         // The rest is still in the FIFO: a second reader sees it.
         let mut rest = vec![0; 64];
         let n = read_some(writer.as_fd(), &mut rest).unwrap();
@@ -454,6 +478,38 @@ mod tests {
         let events = drain(&mut reader);
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(reader.next_event().unwrap(), None);
+    }
+
+    #[test]
+    fn a_record_stays_in_the_fifo_until_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fd, _) = open_or_create(&dir.path().join("p")).unwrap();
+        let writer = fd.try_clone().unwrap();
+        let mut reader = Reader::new(fd, Parser::new()).unwrap();
+        let both = b"\x02a\x01/1\x00\x02b\x01/2\x00";
+        write_all(writer.as_fd(), both);
+        let Some(Event::Record(r)) = reader.next_event().unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.file, b"/1");
+        // Handed out, not committed: a reader taking over now (after a
+        // crash) would find it again.
+        let mut left = vec![0; 64];
+        let n = read_some(writer.as_fd(), &mut left).unwrap();
+        assert_eq!(&left[..n], both);
+        write_all(writer.as_fd(), &left[..n]);
+        reader.commit().unwrap();
+        let n = read_some(writer.as_fd(), &mut left).unwrap();
+        assert_eq!(&left[..n], b"\x02b\x01/2\x00");
+        write_all(writer.as_fd(), &left[..n]);
+        // The next call commits the event handed out before it.
+        let Some(Event::Record(r)) = reader.next_event().unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.file, b"/2");
+        assert_eq!(reader.next_event().unwrap(), None);
+        let e = read_some(writer.as_fd(), &mut left).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]
@@ -475,7 +531,8 @@ mod tests {
             };
             assert_eq!(r.file, format!("/{}", i + 1).as_bytes());
             assert_eq!(reader.buffered(), 0);
-            // Only the record handed out has left the FIFO.
+            reader.commit().unwrap();
+            // Only the record handed out and committed has left the FIFO.
             let mut left = vec![0; 64];
             let n = read_some(writer.as_fd(), &mut left).unwrap();
             assert_eq!(&left[..n], rest);
