@@ -16,7 +16,7 @@ root=$(pwd)
 
 if ! cargo deb --version >/dev/null 2>&1; then
     echo "==> installing cargo-deb" >&2
-    cargo install cargo-deb --locked >&2
+    cargo install cargo-deb --version '^3.8' --locked >&2
 fi
 
 target_dir=$(cargo metadata --format-version 1 --no-deps |
