@@ -7,6 +7,7 @@
 //! through [`systemd`] and log through [`journal`].
 #![deny(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod hook;
 pub mod journal;
