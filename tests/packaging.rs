@@ -671,3 +671,40 @@ fn deb_installs_beside_debian_pure_ftpd_and_purges_without_a_trace() {
         .collect();
     assert!(changed.is_empty(), "left after purge: {changed:?}");
 }
+
+/// The settings a sample configuration shows, commented out: each
+/// `#key = value` line with the `#` removed.
+fn uncommented(sample: &str) -> String {
+    let mut out = String::new();
+    for line in sample.lines() {
+        if let Some(setting) = line.strip_prefix('#') {
+            let key = setting.split(" = ").next().unwrap_or_default();
+            if !key.is_empty() && key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+                out.push_str(setting);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn ftpwhod_sample_configuration_shows_the_real_keys_and_defaults() {
+    use pureftpd_systemd::config::{self, ftpwhod::FtpwhodConfig};
+    let path = repo().join("packaging/ftpwhod.toml.sample");
+    let sample = std::fs::read_to_string(&path).unwrap();
+    // As shipped (all commented out), it changes nothing.
+    let shipped: FtpwhodConfig = config::parse(&path, &sample).expect("sample parses");
+    assert_eq!(shipped, FtpwhodConfig::default());
+    // Every key it shows exists (unknown keys are errors), and every value
+    // shown is the default.
+    let settings = uncommented(&sample);
+    assert!(settings.lines().count() >= 8, "{settings}");
+    let shown: FtpwhodConfig = config::parse(&path, &settings)
+        .unwrap_or_else(|e| panic!("uncommented sample: {e}\n{settings}"));
+    assert_eq!(
+        shown.settings().expect("valid values"),
+        FtpwhodConfig::default().settings().unwrap()
+    );
+    assert!(shown.group.is_some() && shown.layout.is_some() && shown.top_users.is_some());
+}
