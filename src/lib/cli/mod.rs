@@ -4,3 +4,4 @@
 pub mod ftpwho;
 pub mod ftpwhod;
 pub mod query;
+pub mod uploadscript;
