@@ -708,3 +708,25 @@ fn ftpwhod_sample_configuration_shows_the_real_keys_and_defaults() {
     );
     assert!(shown.group.is_some() && shown.layout.is_some() && shown.top_users.is_some());
 }
+
+#[test]
+fn upload_reader_sample_configuration_shows_every_key() {
+    use pureftpd_systemd::config::{self, uploadscript::UploadscriptConfig, uploadscript::KEYS};
+    let path = repo().join("packaging/pure-uploadscript.toml.sample");
+    let sample = std::fs::read_to_string(&path).unwrap();
+    let shipped: UploadscriptConfig = config::parse(&path, &sample).expect("sample parses");
+    assert_eq!(shipped, UploadscriptConfig::default());
+    let settings = uncommented(&sample);
+    let shown: UploadscriptConfig = config::parse(&path, &settings)
+        .unwrap_or_else(|e| panic!("uncommented sample: {e}\n{settings}"));
+    let keys: BTreeSet<&str> = settings
+        .lines()
+        .map(|l| l.split(" = ").next().unwrap())
+        .collect();
+    let documented: BTreeSet<&str> = KEYS.iter().map(|(key, _, _)| *key).collect();
+    assert_eq!(
+        keys, documented,
+        "the sample shows other keys than the daemon has"
+    );
+    assert!(shown.run.is_some() && shown.vhost_dir.is_some() && shown.timeout.is_some());
+}

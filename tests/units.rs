@@ -274,18 +274,13 @@ fn upload_reader_units_have_the_promised_service_settings() {
         assert_eq!(one("FileDescriptorStoreMax"), "1", "{name}");
         assert_eq!(one("KillMode"), "mixed", "{name}");
         assert!(one("WatchdogSec").ends_with('s'), "{name}");
-        // Root, but only the capabilities needed to switch to -u/-g, kill a
-        // timed-out program and read uploaded files.
+        // Root, but only the capabilities needed to switch to -u/-g and
+        // read uploaded files.
         assert!(values(&service, "User").is_empty(), "{name}");
         let caps: BTreeSet<&str> = one("CapabilityBoundingSet").split_whitespace().collect();
         assert_eq!(
             caps,
-            BTreeSet::from([
-                "CAP_DAC_READ_SEARCH",
-                "CAP_KILL",
-                "CAP_SETGID",
-                "CAP_SETUID"
-            ]),
+            BTreeSet::from(["CAP_DAC_READ_SEARCH", "CAP_SETGID", "CAP_SETUID"]),
             "{name}"
         );
         assert_eq!(one("ProtectSystem"), "strict", "{name}");
