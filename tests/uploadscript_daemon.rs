@@ -747,6 +747,16 @@ fn a_restarted_daemon_takes_the_fifo_back_and_loses_nothing_queued() {
         stderr.contains("descriptor \"upload-pipe\" passed by systemd"),
         "{stderr}"
     );
+    // Only the first instance stores the pipe: the second got it from the
+    // store, and storing it again would exceed FileDescriptorStoreMax=1.
+    let stored = fx
+        .notifications
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.text.contains("FDSTORE=1"))
+        .count();
+    assert_eq!(stored, 1, "FDSTORE=1 sent again by the restarted instance");
 }
 
 #[test]
