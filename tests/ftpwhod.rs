@@ -790,3 +790,33 @@ fn an_unprivileged_responder_with_read_search_reads_a_root_only_scoreboard() {
     );
     assert_eq!(query, c);
 }
+
+/// `--check-config` prints the merged settings in the configuration's own
+/// syntax: its output, used as the configuration, prints the same.
+#[test]
+fn check_config_output_reads_back_the_same() {
+    let dir = open_tempdir();
+    let config = dir.path().join("ftpwhod.toml");
+    let check = || {
+        let out = Command::new(FTPWHOD)
+            .arg("--config")
+            .arg(&config)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for layout in [
+        "\"debian\"",
+        "\"upstream\"",
+        "\"auto\"",
+        "{ max_user_length = 32, filename_len = 4096 }",
+    ] {
+        std::fs::write(&config, format!("layout = {layout}\nidle_timeout = 0\n")).unwrap();
+        let first = check();
+        assert!(first.contains(&format!("layout = {layout}\n")), "{first}");
+        std::fs::write(&config, &first).unwrap();
+        assert_eq!(check(), first);
+    }
+}

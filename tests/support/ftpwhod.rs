@@ -45,16 +45,10 @@ pub struct Fixture {
 pub fn entry(state: State, account: &[u8], peer: &str, local: &str, age: i64) -> Entry {
     Entry {
         state,
-        pid: 0,
         peer: addr(peer),
         local: addr(local),
         date: now() - age,
-        xfer_date: 0,
-        restart_at: 0,
-        total_size: 0,
-        current_size: 0,
-        account: account.to_vec(),
-        filename: Vec::new(),
+        ..crate::common::entry(0, account)
     }
 }
 
