@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2016 # quoted scripts run in the container
 # The end-to-end cases. Each case_* function runs in its own bash process
 # (set -Eeuo pipefail, bounded by a timeout) after lib.sh is sourced; it
 # passes by returning and fails through `fail REASON` (or any failing command).
@@ -367,9 +368,12 @@ case_socket_activation() {
 
     json=$(ct -u "$WHO_USER" ftpwho-query --json) || fail "ftpwho-query --json as $WHO_USER failed: exit $?"
     note "ftpwho-query --json: $json"
-    jq -e --arg u "$FTP_USER" '[.. | objects | select([.[]?] | index($u))
-        | [.[]? | strings | ascii_downcase] | select(index("dl") or index("download"))] | length == 1' \
-        <<<"$json" >/dev/null || fail "ftpwho-query --json does not show exactly one download session of $FTP_USER"
+    # One object per session with typed fields (account, state, pid, file, ...).
+    jq -e --arg u "$FTP_USER" --argjson pid "$(cut -d'|' -f1 <<<"$q_line")" '
+        [.. | objects | select(.account == $u and .state == "download" and .pid == $pid
+            and (.file | tostring | test("who-download\\.bin$")))] | length == 1' \
+        <<<"$json" >/dev/null ||
+        fail "ftpwho-query --json does not show the download session (pid, account, state, file) of $FTP_USER"
 
     rc=0
     out=$(ct -u "$OUT_USER" ftpwho-query -s 2>&1) || rc=$?
@@ -389,7 +393,7 @@ case_socket_activation() {
 # check_sandbox UNIT PID: the sandbox settings UNIT declares are in effect
 # for the running process PID.
 check_sandbox() {
-    local unit=$1 pid=$2 props status ps nnp
+    local unit=$1 pid=$2 props status ps
     props=$(ct systemctl show -p User,DynamicUser,NoNewPrivileges,ProtectSystem,ProtectHome,PrivateTmp,PrivateNetwork,PrivateDevices,CapabilityBoundingSet,AmbientCapabilities,SystemCallFilter,RestrictAddressFamilies "$unit")
     prop() { awk -F= -v k="$1" '$1 == k {sub(/^[^=]*=/, ""); print}' <<<"$props"; }
     status=$(ct cat "/proc/$pid/status")

@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2016,SC2034,SC2119,SC2120 # scripts for bash -c; names used by cases.sh
 # Helpers shared by the end-to-end harness (tests/e2e/run) and its cases
 # (tests/e2e/cases.sh). Sourced, never executed. Every helper that enters the
 # container is bounded by a timeout.
