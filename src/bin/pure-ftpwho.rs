@@ -1,1 +1,125 @@
-fn main() {}
+//! `pure-ftpwho`: report the sessions of a running Pure-FTPd server.
+//! Exit statuses are documented in `--help` and in
+//! `pureftpd_systemd::cli::ftpwho`.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use pureftpd_systemd::cli::ftpwho::{self as cli, Args};
+use pureftpd_systemd::report::{self, Format};
+use pureftpd_systemd::scoreboard::{Scoreboard, ScoreboardError};
+
+fn main() -> ExitCode {
+    // Die quietly on a closed pipe, as the C tool does.
+    // SAFETY: restoring the default disposition of SIGPIPE.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    // SAFETY: F_GETFD only queries the descriptor.
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+        return ExitCode::from(cli::EXIT_NO_STDOUT);
+    }
+    let args = match Args::parse_ordered(std::env::args_os()) {
+        Ok(args) => args,
+        Err(err) => return usage_error(err),
+    };
+    ExitCode::from(run(&args))
+}
+
+/// Help and version exit 0; an unknown option prints the usage on standard
+/// output and exits 0, as C's getopt loop does; a bad value exits 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = err.print();
+            ExitCode::from(cli::EXIT_OK)
+        }
+        ErrorKind::UnknownArgument => {
+            let _ = err.print();
+            let _ = io::stdout().write_all(cli::C_USAGE.as_bytes());
+            ExitCode::from(cli::EXIT_OK)
+        }
+        _ => {
+            let _ = err.print();
+            ExitCode::from(cli::EXIT_USAGE)
+        }
+    }
+}
+
+fn run(args: &Args) -> u8 {
+    if args.usage {
+        return match io::stdout().write_all(cli::C_USAGE.as_bytes()) {
+            Ok(()) => cli::EXIT_OK,
+            Err(err) => output_error(err),
+        };
+    }
+    if !may_read(args) {
+        println!("You must be root to run this. Sorry.");
+        return cli::EXIT_NOT_ROOT;
+    }
+    let scoreboard = Scoreboard::with_options(&args.scoreboard, args.scan_options());
+    if let Some(user) = &args.count {
+        use std::os::unix::ffi::OsStrExt;
+        return match scoreboard.count_sessions(user.as_bytes()) {
+            Ok(n) => match writeln!(io::stdout(), "{n}") {
+                Ok(()) => cli::EXIT_OK,
+                Err(err) => output_error(err),
+            },
+            Err(err) => no_scoreboard(&err),
+        };
+    }
+    let format = args.format(std::env::var_os("GATEWAY_INTERFACE").is_some());
+    // SAFETY: time(NULL) has no preconditions; C uses it for "now".
+    let now = unsafe { libc::time(std::ptr::null_mut()) };
+    let scan = match scoreboard.scan() {
+        Ok(scan) => scan,
+        Err(err) => return no_scoreboard(&err),
+    };
+    for note in &scan.notes {
+        eprintln!("pure-ftpwho: {note}");
+    }
+    let sessions =
+        report::sessions_from_entries(&scan.entries, now, args.numeric(), &args.filter());
+    match print(format, &sessions) {
+        Ok(()) => cli::EXIT_OK,
+        Err(err) => output_error(err),
+    }
+}
+
+fn print(format: Format, sessions: &[report::Session]) -> io::Result<()> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    report::render(format, sessions, &mut out)?;
+    out.flush()
+}
+
+/// Root may read; so may the owner of the scoreboard directory.
+fn may_read(args: &Args) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid cannot fail.
+    let euid = unsafe { libc::geteuid() };
+    euid == 0
+        || std::fs::metadata(&args.scoreboard)
+            .map(|m| m.uid() == euid)
+            .unwrap_or(false)
+}
+
+fn no_scoreboard(err: &ScoreboardError) -> u8 {
+    let ScoreboardError::OpenDir { dir, .. } = err;
+    let dir = dir.display().to_string();
+    let dir = dir.trim_end_matches('/');
+    eprint!(
+        "Unable to open the ftpwho scoreboard.\n\
+         Make sure that the [{dir}/] directory exists,\n\
+         Or wait until a client connects, so that it gets\n\
+         automatically created. This message doesn't mean that your\n\
+         server didn't start properly. It probably just means that\n\
+         you are running it with ftpwho for the first time.\n"
+    );
+    eprintln!("pure-ftpwho: {err}");
+    cli::EXIT_NO_SCOREBOARD
+}
+
+fn output_error(err: io::Error) -> u8 {
+    eprintln!("pure-ftpwho: cannot write the report: {err}");
+    cli::EXIT_OUTPUT
+}

@@ -1,1 +1,862 @@
-//! TODO: hook
+//! Running the administrator's program on one uploaded file.
+//!
+//! As the C `pure-uploadscript` does: the file must `lstat()` as a regular
+//! file (no symlink, directory or device); the program gets the file name
+//! as its only argument, `UPLOAD_SIZE`, `UPLOAD_PERMS` (octal),
+//! `UPLOAD_UID`, `UPLOAD_GID`, `UPLOAD_USER`, `UPLOAD_GROUP` and
+//! `UPLOAD_VUSER` (the last three left out when the name is unknown or
+//! empty), standard input and outputs on `/dev/null`, `/` as working
+//! directory, and none of the daemon's descriptors.
+//!
+//! Added here:
+//! - a clean environment by default: `PATH=/usr/sbin:/usr/bin:/sbin:/bin`,
+//!   `LANG` if the daemon has it, the `UPLOAD_*` variables, nothing else
+//!   (`keep_env` passes the daemon's environment instead, like C, minus
+//!   systemd's `NOTIFY_SOCKET`, `WATCHDOG_*`, `LISTEN_*` and stale
+//!   `UPLOAD_*`);
+//! - `UPLOAD_FD=3`: descriptor 3 is the checked file, opened read-only
+//!   without following symlinks, so the program reads exactly what was
+//!   checked even if the name is replaced meanwhile (left out when the
+//!   daemon cannot open the file);
+//! - its own session and process group; on timeout the whole group is
+//!   killed with `SIGKILL`;
+//! - optionally its standard output and error captured, their last
+//!   [`TAIL_LEN`] bytes reported;
+//! - optionally the file's SHA-256, read through the same descriptor.
+//!
+//! Signals blocked or ignored by the daemon are reset for the program
+//! (`SIGPIPE` included, which the C tool leaves ignored).
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::Digest;
+
+/// The descriptor number at which the program finds the checked file.
+pub const UPLOAD_FD: RawFd = 3;
+
+/// `PATH` in the clean environment.
+pub const CLEAN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How many bytes of captured output are kept (the end of it).
+pub const TAIL_LEN: usize = 4096;
+
+/// Default limit on one run of the program.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Variables removed from the daemon's environment even with `keep_env`:
+/// they belong to the daemon's dealings with systemd.
+const PRIVATE_VARS: &[&str] = &[
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+    "LISTEN_FDS",
+    "LISTEN_PID",
+    "LISTEN_FDNAMES",
+];
+
+/// A checksum to compute over each file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashAlgorithm {
+    /// SHA-256, reported in lower-case hex.
+    Sha256,
+}
+
+/// How to run the program.
+#[derive(Debug, Clone)]
+pub struct HookConfig {
+    /// Absolute path of the program.
+    pub program: PathBuf,
+    /// Limit on one run; `None` for none.
+    pub timeout: Option<Duration>,
+    /// Pass the daemon's environment (the C behaviour) instead of a clean one.
+    pub keep_env: bool,
+    /// Capture standard output and error instead of discarding them.
+    pub capture_output: bool,
+    /// Checksum to compute, if any.
+    pub hash: Option<HashAlgorithm>,
+}
+
+/// Why a configured program cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// The path is relative.
+    #[error("{0}: the program must be given by an absolute path")]
+    NotAbsolute(PathBuf),
+    /// The path cannot be examined.
+    #[error("{0}: {1}")]
+    Unusable(PathBuf, io::Error),
+    /// Not a regular file (after following symlinks).
+    #[error("{0}: not a regular file")]
+    NotRegular(PathBuf),
+    /// No execute permission for the identity that runs it.
+    #[error("{path}: not executable by uid {uid} gid {gid}")]
+    NotExecutable {
+        /// The program.
+        path: PathBuf,
+        /// The uid it would run as.
+        uid: u32,
+        /// The gid it would run as.
+        gid: u32,
+    },
+}
+
+/// Checks that `program` is absolute, exists, is a regular file and can be
+/// executed by `uid`/`gid` (with `gid` as the only group, as the program
+/// will run).
+pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramError> {
+    use std::os::unix::fs::MetadataExt;
+    if !program.is_absolute() {
+        return Err(ProgramError::NotAbsolute(program.to_owned()));
+    }
+    let meta =
+        std::fs::metadata(program).map_err(|e| ProgramError::Unusable(program.to_owned(), e))?;
+    if !meta.is_file() {
+        return Err(ProgramError::NotRegular(program.to_owned()));
+    }
+    let mode = meta.mode();
+    let allowed = if uid == 0 {
+        mode & 0o111 != 0
+    } else if meta.uid() == uid {
+        mode & 0o100 != 0
+    } else if meta.gid() == gid {
+        mode & 0o010 != 0
+    } else {
+        mode & 0o001 != 0
+    };
+    if !allowed {
+        return Err(ProgramError::NotExecutable {
+            path: program.to_owned(),
+            uid,
+            gid,
+        });
+    }
+    Ok(())
+}
+
+/// What the file looked like when checked: the source of the `UPLOAD_*`
+/// variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFacts {
+    /// Size in bytes.
+    pub size: u64,
+    /// Permission bits (`st_mode & 07777`).
+    pub perms: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// The owner's name, when known and not empty.
+    pub user: Option<Vec<u8>>,
+    /// The group's name, when known and not empty.
+    pub group: Option<Vec<u8>>,
+}
+
+/// Why a file was not processed.
+#[derive(Debug, thiserror::Error)]
+pub enum Skip {
+    /// `lstat()` failed.
+    #[error("cannot stat the file: {0}")]
+    Stat(io::Error),
+    /// Not a regular file (the kind is given).
+    #[error("not a regular file but a {0}")]
+    NotRegular(&'static str),
+    /// The name pointed to another file by the time it was opened.
+    #[error("the file was replaced while being checked")]
+    Replaced,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Status {
+    /// The program exited with this status.
+    Exited(i32),
+    /// The program was killed by this signal.
+    Signaled(i32),
+    /// The timeout expired; the process group was killed.
+    TimedOut,
+    /// The program could not be started.
+    Unstartable(io::Error),
+}
+
+impl Status {
+    /// True for an exit status of 0.
+    pub fn success(&self) -> bool {
+        matches!(self, Status::Exited(0))
+    }
+}
+
+/// The account of one run.
+#[derive(Debug)]
+pub struct Report {
+    /// The checked file.
+    pub facts: FileFacts,
+    /// Its SHA-256, when asked for and readable.
+    pub sha256: Option<String>,
+    /// Whether the program got `UPLOAD_FD`.
+    pub fd_passed: bool,
+    /// Things worth a warning that did not stop the run.
+    pub notes: Vec<String>,
+    /// How it ended.
+    pub status: Status,
+    /// From start to reaping.
+    pub duration: Duration,
+    /// End of the captured standard output (empty without capture).
+    pub stdout_tail: Vec<u8>,
+    /// End of the captured standard error (empty without capture).
+    pub stderr_tail: Vec<u8>,
+}
+
+/// Lets the daemon's main loop go on while a program runs: its descriptor
+/// is polled too, and [`Watch::wake`] is called whenever the wait wakes up,
+/// at the latest at [`Watch::deadline`].
+pub trait Watch {
+    /// A descriptor to poll for input (e.g. a signalfd).
+    fn fd(&self) -> Option<BorrowedFd<'_>>;
+    /// When `wake` must be called at the latest (e.g. the next watchdog ping).
+    fn deadline(&self) -> Option<Instant>;
+    /// Called on every wake-up.
+    fn wake(&mut self);
+}
+
+/// A [`Watch`] that watches nothing.
+#[derive(Debug, Default)]
+pub struct NoWatch;
+
+impl Watch for NoWatch {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    fn wake(&mut self) {}
+}
+
+/// Runs the configured program; see the [module](self) docs.
+#[derive(Debug)]
+pub struct Hook {
+    config: HookConfig,
+    program: CString,
+    base_env: Vec<CString>,
+    devnull: OwnedFd,
+}
+
+fn cstring(bytes: &[u8]) -> io::Result<CString> {
+    CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in string"))
+}
+
+fn env_var(name: &str, value: &[u8]) -> CString {
+    let mut v = Vec::with_capacity(name.len() + 1 + value.len());
+    v.extend_from_slice(name.as_bytes());
+    v.push(b'=');
+    v.extend_from_slice(value);
+    // Names and values never hold NUL: they come from C strings, numbers,
+    // or records whose control bytes were rejected.
+    CString::new(v).unwrap_or_default()
+}
+
+/// Moves `fd` to a number of at least 10, so that it cannot collide with
+/// the numbers it is mapped to in the child (0 to 3).
+fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() >= 10 {
+        return Ok(fd);
+    }
+    // SAFETY: fd is open; F_DUPFD_CLOEXEC returns a new descriptor.
+    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: raw is a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two new descriptors.
+    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: r is open.
+    unsafe {
+        let flags = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
+        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
+    }
+    Ok((move_high(r)?, move_high(w)?))
+}
+
+/// The name of `uid` in the user database, if any and not empty.
+pub fn user_name(uid: u32) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: pwd and buf are valid for getpwuid_r to fill.
+        unsafe {
+            let mut pwd: libc::passwd = std::mem::zeroed();
+            let mut result = std::ptr::null_mut();
+            let rc = libc::getpwuid_r(
+                uid,
+                &mut pwd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 4, 0);
+                continue;
+            }
+            if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+                return None;
+            }
+            let name = CStr::from_ptr(pwd.pw_name).to_bytes();
+            return (!name.is_empty()).then(|| name.to_vec());
+        }
+    }
+}
+
+/// The name of `gid` in the group database, if any and not empty.
+pub fn group_name(gid: u32) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        // SAFETY: grp and buf are valid for getgrgid_r to fill.
+        unsafe {
+            let mut grp: libc::group = std::mem::zeroed();
+            let mut result = std::ptr::null_mut();
+            let rc = libc::getgrgid_r(
+                gid,
+                &mut grp,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                &mut result,
+            );
+            if rc == libc::ERANGE && buf.len() < 1 << 20 {
+                buf.resize(buf.len() * 4, 0);
+                continue;
+            }
+            if rc != 0 || result.is_null() || grp.gr_name.is_null() {
+                return None;
+            }
+            let name = CStr::from_ptr(grp.gr_name).to_bytes();
+            return (!name.is_empty()).then(|| name.to_vec());
+        }
+    }
+}
+
+fn file_kind(mode: u32) -> &'static str {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => "directory",
+        libc::S_IFLNK => "symbolic link",
+        libc::S_IFIFO => "FIFO",
+        libc::S_IFSOCK => "socket",
+        libc::S_IFCHR => "character device",
+        libc::S_IFBLK => "block device",
+        _ => "file of unknown type",
+    }
+}
+
+/// Lower-case hex SHA-256 of what `fd` holds, read with `pread` so that
+/// the descriptor's offset stays at 0 for the program.
+pub fn sha256_fd(fd: BorrowedFd<'_>) -> io::Result<String> {
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut offset: libc::off_t = 0;
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n as usize]);
+        offset += n as libc::off_t;
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+struct Checked {
+    facts: FileFacts,
+    fd: Option<OwnedFd>,
+    notes: Vec<String>,
+}
+
+/// `lstat()`s `file` (relative names are relative to `/`), and opens it.
+fn check_file(file: &[u8]) -> Result<Checked, Skip> {
+    let mut full = Vec::with_capacity(file.len() + 1);
+    if file.first() != Some(&b'/') {
+        full.push(b'/');
+    }
+    full.extend_from_slice(file);
+    let cpath = cstring(&full).map_err(Skip::Stat)?;
+    // SAFETY: a zeroed stat is a valid buffer; cpath is NUL-terminated.
+    let st = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::lstat(cpath.as_ptr(), &mut st) < 0 {
+            return Err(Skip::Stat(io::Error::last_os_error()));
+        }
+        st
+    };
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Skip::NotRegular(file_kind(st.st_mode)));
+    }
+    let facts = FileFacts {
+        size: st.st_size as u64,
+        perms: st.st_mode & 0o7777,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        user: user_name(st.st_uid),
+        group: group_name(st.st_gid),
+    };
+    let mut notes = Vec::new();
+    let flags =
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
+    // SAFETY: cpath is NUL-terminated.
+    let raw = unsafe { libc::open(cpath.as_ptr(), flags) };
+    let fd = if raw < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            return Err(Skip::Replaced);
+        }
+        notes.push(format!("cannot open the file for UPLOAD_FD: {e}"));
+        None
+    } else {
+        // SAFETY: open returned a new descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: fd is open; a zeroed stat is a valid buffer.
+        let same = unsafe {
+            let mut now: libc::stat = std::mem::zeroed();
+            libc::fstat(fd.as_raw_fd(), &mut now) == 0
+                && now.st_dev == st.st_dev
+                && now.st_ino == st.st_ino
+        };
+        if !same {
+            return Err(Skip::Replaced);
+        }
+        // SAFETY: fd is open.
+        unsafe {
+            let fl = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, fl & !libc::O_NONBLOCK);
+        }
+        match move_high(fd) {
+            Ok(fd) => Some(fd),
+            Err(e) => {
+                notes.push(format!("cannot pass the file as UPLOAD_FD: {e}"));
+                None
+            }
+        }
+    };
+    Ok(Checked { facts, fd, notes })
+}
+
+/// Keeps the end of a stream.
+#[derive(Default)]
+struct Tail(Vec<u8>);
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+        if self.0.len() > 2 * TAIL_LEN {
+            self.0.drain(..self.0.len() - TAIL_LEN);
+        }
+    }
+    fn into_inner(mut self) -> Vec<u8> {
+        if self.0.len() > TAIL_LEN {
+            self.0.drain(..self.0.len() - TAIL_LEN);
+        }
+        self.0
+    }
+}
+
+/// Reads what `fd` has now into `tail`; false at end of file.
+fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
+    let mut buf = [0u8; 8192];
+    loop {
+        // SAFETY: buf is valid for its length.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match n {
+            0 => return false,
+            n if n > 0 => tail.push(&buf[..n as usize]),
+            _ => {
+                let e = io::Error::last_os_error();
+                return e.kind() == io::ErrorKind::Interrupted
+                    || e.kind() == io::ErrorKind::WouldBlock;
+            }
+        }
+    }
+}
+
+fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a descriptor.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative result is a new descriptor.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+}
+
+/// Marks every descriptor above 2 close-on-exec, so that none inherited by
+/// the daemon reaches the programs. Call it once at start-up.
+pub fn close_inherited_on_exec() -> io::Result<()> {
+    // SAFETY: close_range only changes descriptor flags.
+    if unsafe {
+        libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    } == 0
+    {
+        return Ok(());
+    }
+    // Kernels before 5.11: walk /proc/self/fd.
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: setting FD_CLOEXEC on a descriptor number, open or not.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `poll()` with a timeout rounded up to whole milliseconds.
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ms = match timeout {
+        None => -1,
+        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
+    };
+    // SAFETY: fds is a valid array of pollfd.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(0);
+        }
+        return Err(e);
+    }
+    Ok(n as usize)
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl Hook {
+    /// Prepares to run `config.program` (not checked here; see
+    /// [`check_program`]). The environment is taken from the daemon's now.
+    pub fn new(config: HookConfig) -> io::Result<Self> {
+        let program = cstring(config.program.as_os_str().as_bytes())?;
+        let mut base_env = Vec::new();
+        if config.keep_env {
+            for (k, v) in std::env::vars_os() {
+                let k = k.as_bytes();
+                let private = PRIVATE_VARS.iter().any(|p| p.as_bytes() == k);
+                if private
+                    || k.starts_with(b"UPLOAD_")
+                    || k.contains(&0)
+                    || v.as_bytes().contains(&0)
+                {
+                    continue;
+                }
+                base_env.push(env_var(&String::from_utf8_lossy(k), v.as_bytes()));
+            }
+        } else {
+            base_env.push(env_var("PATH", CLEAN_PATH.as_bytes()));
+            if let Some(lang) = std::env::var_os("LANG") {
+                if !lang.as_bytes().contains(&0) {
+                    base_env.push(env_var("LANG", lang.as_bytes()));
+                }
+            }
+        }
+        let devnull = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")?;
+        Ok(Hook {
+            config,
+            program,
+            base_env,
+            devnull: move_high(devnull.into())?,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HookConfig {
+        &self.config
+    }
+
+    /// The environment given to the program for `facts` and virtual user
+    /// `vuser`.
+    pub fn environment(&self, facts: &FileFacts, vuser: &[u8], fd_passed: bool) -> Vec<CString> {
+        let mut env = self.base_env.clone();
+        env.push(env_var("UPLOAD_SIZE", facts.size.to_string().as_bytes()));
+        env.push(env_var(
+            "UPLOAD_PERMS",
+            format!("{:o}", facts.perms).as_bytes(),
+        ));
+        env.push(env_var("UPLOAD_UID", facts.uid.to_string().as_bytes()));
+        env.push(env_var("UPLOAD_GID", facts.gid.to_string().as_bytes()));
+        if let Some(user) = &facts.user {
+            env.push(env_var("UPLOAD_USER", user));
+        }
+        if let Some(group) = &facts.group {
+            env.push(env_var("UPLOAD_GROUP", group));
+        }
+        if !vuser.is_empty() {
+            env.push(env_var("UPLOAD_VUSER", vuser));
+        }
+        if fd_passed {
+            env.push(env_var("UPLOAD_FD", UPLOAD_FD.to_string().as_bytes()));
+        }
+        env
+    }
+
+    /// Checks `file` and, if it is a regular file, runs the program on it
+    /// for virtual user `vuser`, waiting for it while `watch` keeps the
+    /// daemon's loop going.
+    pub fn run(&self, vuser: &[u8], file: &[u8], watch: &mut dyn Watch) -> Result<Report, Skip> {
+        let Checked {
+            facts,
+            fd,
+            mut notes,
+        } = check_file(file)?;
+        let mut sha256 = None;
+        if self.config.hash == Some(HashAlgorithm::Sha256) {
+            match &fd {
+                Some(fd) => match sha256_fd(fd.as_fd()) {
+                    Ok(sum) => sha256 = Some(sum),
+                    Err(e) => notes.push(format!("cannot hash the file: {e}")),
+                },
+                None => notes.push("cannot hash the file: it could not be opened".into()),
+            }
+        }
+        let env = self.environment(&facts, vuser, fd.is_some());
+        let mut report = Report {
+            facts,
+            sha256,
+            fd_passed: fd.is_some(),
+            notes,
+            status: Status::TimedOut,
+            duration: Duration::ZERO,
+            stdout_tail: Vec::new(),
+            stderr_tail: Vec::new(),
+        };
+        let arg = match cstring(file) {
+            Ok(arg) => arg,
+            Err(e) => {
+                report.status = Status::Unstartable(e);
+                return Ok(report);
+            }
+        };
+        let start = Instant::now();
+        let (status, out, err) =
+            self.spawn_and_wait(&arg, &env, fd.as_ref().map(|f| f.as_fd()), watch);
+        report.duration = start.elapsed();
+        report.status = status;
+        report.stdout_tail = out;
+        report.stderr_tail = err;
+        Ok(report)
+    }
+
+    fn spawn(
+        &self,
+        arg: &CStr,
+        env: &[CString],
+        file: Option<BorrowedFd<'_>>,
+        out: BorrowedFd<'_>,
+        err: BorrowedFd<'_>,
+    ) -> io::Result<libc::pid_t> {
+        let argv = [self.program.as_ptr(), arg.as_ptr(), std::ptr::null()];
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|v| v.as_ptr()).collect();
+        envp.push(std::ptr::null());
+        // SAFETY: the attribute and action objects are initialised before
+        // use and destroyed after; every pointer passed stays valid until
+        // posix_spawn returns (glibc waits for the child's exec).
+        unsafe {
+            let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+            let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+            libc::posix_spawnattr_init(&mut attr);
+            libc::posix_spawn_file_actions_init(&mut actions);
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            let mut defaults: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut defaults);
+            for sig in 1..32 {
+                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                    libc::sigaddset(&mut defaults, sig);
+                }
+            }
+            let flags = libc::POSIX_SPAWN_SETSID as libc::c_int
+                | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
+                | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
+            let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+            rc |= libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+            rc |= libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
+            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, self.devnull.as_raw_fd(), 0);
+            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, out.as_raw_fd(), 1);
+            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, err.as_raw_fd(), 2);
+            if let Some(file) = file {
+                rc |= libc::posix_spawn_file_actions_adddup2(
+                    &mut actions,
+                    file.as_raw_fd(),
+                    UPLOAD_FD,
+                );
+            }
+            rc |= libc::posix_spawn_file_actions_addchdir_np(&mut actions, c"/".as_ptr());
+            let mut pid = 0;
+            if rc == 0 {
+                rc = libc::posix_spawn(
+                    &mut pid,
+                    self.program.as_ptr(),
+                    &actions,
+                    &attr,
+                    argv.as_ptr().cast(),
+                    envp.as_ptr().cast(),
+                );
+            }
+            libc::posix_spawn_file_actions_destroy(&mut actions);
+            libc::posix_spawnattr_destroy(&mut attr);
+            if rc != 0 {
+                return Err(io::Error::from_raw_os_error(rc));
+            }
+            Ok(pid)
+        }
+    }
+
+    fn spawn_and_wait(
+        &self,
+        arg: &CStr,
+        env: &[CString],
+        file: Option<BorrowedFd<'_>>,
+        watch: &mut dyn Watch,
+    ) -> (Status, Vec<u8>, Vec<u8>) {
+        let mut pipes = None;
+        if self.config.capture_output {
+            match (pipe(), pipe()) {
+                (Ok(o), Ok(e)) => pipes = Some((o, e)),
+                (Err(e), _) | (_, Err(e)) => {
+                    return (Status::Unstartable(e), Vec::new(), Vec::new())
+                }
+            }
+        }
+        let (out_w, err_w) = match &pipes {
+            Some(((_, ow), (_, ew))) => (ow.as_fd(), ew.as_fd()),
+            None => (self.devnull.as_fd(), self.devnull.as_fd()),
+        };
+        let spawned = self.spawn(arg, env, file, out_w, err_w);
+        let (mut out_r, mut err_r) = match pipes {
+            // Keep only the read ends: the program holds the write ends.
+            Some(((or, _), (er, _))) => (Some(or), Some(er)),
+            None => (None, None),
+        };
+        let pid = match spawned {
+            Ok(pid) => pid,
+            Err(e) => return (Status::Unstartable(e), Vec::new(), Vec::new()),
+        };
+        let (mut out, mut err) = (Tail::default(), Tail::default());
+        let pidfd = pidfd_open(pid);
+        let deadline = self.config.timeout.map(|t| Instant::now() + t);
+        let mut killed = false;
+        let wait_status = loop {
+            let mut status = 0;
+            // SAFETY: status is a valid out-pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                break Some(status);
+            }
+            if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+                break None;
+            }
+            let now = Instant::now();
+            if !killed && deadline.is_some_and(|d| now >= d) {
+                // SAFETY: plain kill(2) calls on the program's group and itself.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                }
+                killed = true;
+                continue;
+            }
+            let mut wake_at = earliest(if killed { None } else { deadline }, watch.deadline());
+            if pidfd.is_none() {
+                wake_at = earliest(wake_at, Some(now + Duration::from_millis(20)));
+            }
+            let mut fds = Vec::with_capacity(4);
+            let mut slots = [usize::MAX; 4];
+            for (slot, fd) in [
+                pidfd.as_ref().map(|f| f.as_raw_fd()),
+                out_r.as_ref().map(|f| f.as_raw_fd()),
+                err_r.as_ref().map(|f| f.as_raw_fd()),
+                watch.fd().map(|f| f.as_raw_fd()),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                if let Some(fd) = fd {
+                    slots[slot] = fds.len();
+                    fds.push(pollfd(fd));
+                }
+            }
+            let timeout = wake_at.map(|t| t.saturating_duration_since(now));
+            if poll(&mut fds, timeout).is_err() {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let ready = |slot: usize| slots[slot] != usize::MAX && fds[slots[slot]].revents != 0;
+            if ready(1) && !pump(out_r.as_ref().unwrap().as_fd(), &mut out) {
+                out_r = None;
+            }
+            if ready(2) && !pump(err_r.as_ref().unwrap().as_fd(), &mut err) {
+                err_r = None;
+            }
+            watch.wake();
+        };
+        // What is left in the pipes now (without waiting for descendants
+        // that may still hold them).
+        if let Some(fd) = &out_r {
+            pump(fd.as_fd(), &mut out);
+        }
+        if let Some(fd) = &err_r {
+            pump(fd.as_fd(), &mut err);
+        }
+        let status = match wait_status {
+            _ if killed => Status::TimedOut,
+            Some(s) if libc::WIFEXITED(s) => Status::Exited(libc::WEXITSTATUS(s)),
+            Some(s) if libc::WIFSIGNALED(s) => Status::Signaled(libc::WTERMSIG(s)),
+            Some(s) => Status::Unstartable(io::Error::other(format!("unexpected wait status {s}"))),
+            None => Status::Unstartable(io::Error::last_os_error()),
+        };
+        (status, out.into_inner(), err.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -7,6 +7,8 @@
 //! through [`systemd`] and log through [`journal`].
 #![deny(missing_docs)]
 
+pub mod audit;
+pub mod cli;
 pub mod config;
 pub mod hook;
 pub mod journal;
@@ -14,4 +16,5 @@ pub mod query;
 pub mod report;
 pub mod scoreboard;
 pub mod systemd;
+pub mod upload_daemon;
 pub mod upload_pipe;

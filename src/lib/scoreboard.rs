@@ -4,8 +4,43 @@
 //! The record is read field by field at the offsets of a [`Layout`], never
 //! by transmuting, so a file of any content parses or is refused with an
 //! error.
+//!
+//! [`Scoreboard::scan`] accepts a file as `pure-ftpwho` does:
+//! - its name starts with `client-`;
+//! - it opens with `O_NOFOLLOW` (never through a symbolic link; opening
+//!   never blocks, so a FIFO cannot hang the reader);
+//! - it is a regular file whose mode has `0600`;
+//! - it is owned by root, or by the effective uid when that uid owns the
+//!   directory (non-root setups and tests);
+//! - its size is the forced layout's size ([`ScanOptions::layout`]), or
+//!   the size of a [known layout](Layout::KNOWN);
+//! - its process exists (`kill(pid, 0)` succeeds or fails with `EPERM`),
+//!   otherwise it is stale: removed when [`ScanOptions::remove_stale`] is
+//!   set, and never listed.
+//!
+//! Free entries (state 0) are not listed. Each record is read with one
+//! `pread` under a shared `fcntl` lock; when a writer holds the lock for
+//! longer than [`ScanOptions::lock_timeout`] (a server stopped mid-update),
+//! the record is read without the lock and a note says so.
+//!
+//! ```no_run
+//! use pureftpd_systemd::scoreboard::Scoreboard;
+//!
+//! let scan = Scoreboard::new("/var/run/pure-ftpd").scan()?;
+//! for entry in &scan.entries {
+//!     println!("{} {}", entry.pid, String::from_utf8_lossy(&entry.account));
+//! }
+//! for note in &scan.notes {
+//!     eprintln!("{note}");
+//! }
+//! # Ok::<(), pureftpd_systemd::scoreboard::ScoreboardError>(())
+//! ```
 
-use std::path::PathBuf;
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The default scoreboard directory of a root-run pure-ftpd.
@@ -18,7 +53,12 @@ pub const SOCKADDR_STORAGE_LEN: usize = 128;
 /// Offsets and sizes of one build's `FTPWhoEntry`. Fields before `account`
 /// are at the same offsets on every LP64 Linux build; the account length
 /// (`MAX_USER_LENGTH + 1`) and the file name length vary.
+///
+/// In configuration files a layout is written as in [`Layout::from_str`]
+/// (`"debian"`, `"upstream"`, `"MAXUSER,FILENAMELEN"`) or as a table of
+/// these five fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "LayoutRepr")]
 pub struct Layout {
     /// Size of the whole record (the file size).
     pub size: usize,
@@ -72,6 +112,82 @@ impl Layout {
             filename_offset,
             filename_len,
         }
+    }
+}
+
+/// Why a layout specification was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid scoreboard layout {spec:?}: {why}")]
+pub struct LayoutSpecError {
+    spec: String,
+    why: &'static str,
+}
+
+impl std::str::FromStr for Layout {
+    type Err = LayoutSpecError;
+
+    /// `debian` (1464-byte records), `upstream` (1456), or
+    /// `MAXUSER,FILENAMELEN`: the build's `MAX_USER_LENGTH` and the length
+    /// of its `filename` buffer (see [`Layout::with_lengths`]).
+    fn from_str(spec: &str) -> Result<Layout, LayoutSpecError> {
+        let err = |why| LayoutSpecError {
+            spec: spec.to_string(),
+            why,
+        };
+        match spec.trim().to_ascii_lowercase().as_str() {
+            "debian" => return Ok(Layout::DEBIAN),
+            "upstream" => return Ok(Layout::UPSTREAM),
+            _ => {}
+        }
+        let (user, file) = spec
+            .split_once(',')
+            .ok_or_else(|| err("expected debian, upstream or MAXUSER,FILENAMELEN"))?;
+        let parse = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n <= 1 << 20);
+        let user = parse(user).ok_or_else(|| err("MAXUSER is not a number up to 1048576"))?;
+        let file = parse(file)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| err("FILENAMELEN is not a number from 1 to 1048576"))?;
+        Ok(Layout::with_lengths(user, file))
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum LayoutRepr {
+    Spec(String),
+    Fields {
+        size: usize,
+        account_offset: usize,
+        account_len: usize,
+        filename_offset: usize,
+        filename_len: usize,
+    },
+}
+
+impl TryFrom<LayoutRepr> for Layout {
+    type Error = String;
+
+    fn try_from(repr: LayoutRepr) -> Result<Layout, String> {
+        let layout = match repr {
+            LayoutRepr::Spec(spec) => spec.parse::<Layout>().map_err(|e| e.to_string())?,
+            LayoutRepr::Fields {
+                size,
+                account_offset,
+                account_len,
+                filename_offset,
+                filename_len,
+            } => Layout {
+                size,
+                account_offset,
+                account_len,
+                filename_offset,
+                filename_len,
+            },
+        };
+        if !layout.is_consistent() {
+            return Err("layout fields overlap or overrun the record size".to_string());
+        }
+        Ok(layout)
     }
 }
 
@@ -429,15 +545,427 @@ impl Scoreboard {
         }
     }
 
-    /// Reads every acceptable entry (see the module documentation).
+    /// The scoreboard in `dir`, read with `options`.
+    pub fn with_options(dir: impl Into<PathBuf>, options: ScanOptions) -> Scoreboard {
+        Scoreboard {
+            dir: dir.into(),
+            options,
+        }
+    }
+
+    fn open_dir(&self) -> Result<ScoreboardDir, ScoreboardError> {
+        ScoreboardDir::open(&self.dir).map_err(|source| ScoreboardError::OpenDir {
+            dir: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// Reads every acceptable entry (see the module documentation): the
+    /// live, non-free sessions in directory order, and a note for every
+    /// file that was skipped, removed as stale, or read without its lock.
     pub fn scan(&self) -> Result<Scan, ScoreboardError> {
-        unimplemented!("scoreboard scan")
+        let mut dir = self.open_dir()?;
+        let dir_fd = dir.fd();
+        let owners = Owners::of_dir(dir_fd);
+        let mut scan = Scan::default();
+        let mut buf = vec![0u8; self.max_record_size()];
+        let mut locking = Locking::Ofd;
+        while let Some(name) = dir.next_name() {
+            let name = match name {
+                Ok(name) => name,
+                Err(err) => {
+                    scan.notes.push(format!("reading the directory: {err}"));
+                    break;
+                }
+            };
+            if !name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) {
+                continue;
+            }
+            let shown = || name.to_string_lossy().into_owned();
+            match self.read_one(dir_fd, name, &owners, &mut buf, &mut locking) {
+                Read::Entry(entry, unlocked) => {
+                    if let Some(why) = unlocked {
+                        scan.notes
+                            .push(format!("{}: read without its lock: {why}", shown()));
+                    }
+                    if entry.state != State::Free {
+                        scan.entries.push(*entry);
+                    }
+                }
+                Read::Skipped(why) => scan.notes.push(format!("{}: skipped: {why}", shown())),
+                Read::Stale(pid) => {
+                    if self.options.remove_stale {
+                        match unlink_at(dir_fd, name) {
+                            Ok(()) => scan
+                                .notes
+                                .push(format!("{}: removed: process {pid} is gone", shown())),
+                            Err(err) => scan.notes.push(format!(
+                                "{}: process {pid} is gone, cannot remove: {err}",
+                                shown()
+                            )),
+                        }
+                    } else {
+                        scan.notes
+                            .push(format!("{}: skipped: process {pid} is gone", shown()));
+                    }
+                }
+            }
+        }
+        Ok(scan)
+    }
+
+    fn max_record_size(&self) -> usize {
+        match self.options.layout {
+            Some(layout) => layout.size,
+            None => Layout::KNOWN.iter().map(|l| l.size).max().unwrap_or(0),
+        }
+    }
+
+    fn read_one(
+        &self,
+        dir_fd: RawFd,
+        name: &CStr,
+        owners: &Owners,
+        buf: &mut [u8],
+        locking: &mut Locking,
+    ) -> Read {
+        let flags =
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
+        // SAFETY: `name` is a valid C string and `dir_fd` an open directory.
+        let raw = unsafe { libc::openat(dir_fd, name.as_ptr(), flags) };
+        if raw < 0 {
+            let err = io::Error::last_os_error();
+            return Read::Skipped(match err.raw_os_error() {
+                Some(libc::ELOOP) => "it is a symbolic link".to_string(),
+                _ => format!("cannot open: {err}"),
+            });
+        }
+        // SAFETY: `raw` was just returned by openat and is owned here.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let st = match fstat(fd.as_raw_fd()) {
+            Ok(st) => st,
+            Err(err) => return Read::Skipped(format!("cannot stat: {err}")),
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Read::Skipped("not a regular file".to_string());
+        }
+        if st.st_mode & 0o600 != 0o600 {
+            return Read::Skipped(format!(
+                "mode {:o} lacks owner read and write",
+                st.st_mode & 0o7777
+            ));
+        }
+        if !owners.accepts(st.st_uid) {
+            return Read::Skipped(format!("owned by uid {}", st.st_uid));
+        }
+        let size = u64::try_from(st.st_size).unwrap_or(0);
+        let layout = match self.options.layout {
+            Some(layout) if layout.size as u64 == size => layout,
+            Some(layout) => {
+                return Read::Skipped(format!("{size} bytes, the layout wants {}", layout.size))
+            }
+            None => match Layout::for_size(size) {
+                Some(layout) => layout,
+                None => return Read::Skipped(format!("{size} bytes match no known layout")),
+            },
+        };
+        let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, locking).err();
+        let record = &mut buf[..layout.size];
+        match pread_full(fd.as_raw_fd(), record) {
+            Ok(n) if n == layout.size => {}
+            Ok(n) => return Read::Skipped(format!("short read of {n} bytes")),
+            Err(err) => return Read::Skipped(format!("cannot read: {err}")),
+        }
+        // Closing the descriptor releases the read lock.
+        drop(fd);
+        let entry = match Entry::parse(record, &layout) {
+            Ok(entry) => entry,
+            Err(err) => return Read::Skipped(err.to_string()),
+        };
+        if !process_exists(entry.pid) {
+            return Read::Stale(entry.pid);
+        }
+        Read::Entry(Box::new(entry), unlocked)
     }
 
     /// How many sessions `user` has, as the server counts them at login
-    /// (`ftpwho_read_count`): case-insensitive account match.
+    /// (`ftpwho_read_count`): case-insensitive account match. As in C, the
+    /// pid is taken from the file name, stale files are removed (when
+    /// [`ScanOptions::remove_stale`] is set) and not counted, and a file
+    /// whose account cannot be read in full counts as a session. The
+    /// account is read at the forced layout's offset, or Debian's.
     pub fn count_sessions(&self, user: &[u8]) -> Result<usize, ScoreboardError> {
-        let _ = user;
-        unimplemented!("count_sessions")
+        let mut dir = self.open_dir()?;
+        let dir_fd = dir.fd();
+        let layout = self.options.layout.unwrap_or(Layout::DEBIAN);
+        let user = c_string(user);
+        let mut account = vec![0u8; layout.account_len];
+        let mut count = 0usize;
+        while let Some(name) = dir.next_name() {
+            let Ok(name) = name else { break };
+            let bytes = name.to_bytes();
+            if !bytes.starts_with(FILE_PREFIX.as_bytes()) {
+                continue;
+            }
+            // C skips names no longer than the prefix plus one, and reads
+            // the pid after the prefix's length counting its NUL.
+            if bytes.len() <= FILE_PREFIX.len() + 1 {
+                continue;
+            }
+            let pid = c_strtoul(&bytes[FILE_PREFIX.len() + 1..]) as i32;
+            if !process_exists(pid) {
+                if self.options.remove_stale {
+                    let _ = unlink_at(dir_fd, name);
+                }
+                continue;
+            }
+            let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC;
+            // SAFETY: valid C string, open directory descriptor.
+            let raw = unsafe { libc::openat(dir_fd, name.as_ptr(), flags) };
+            if raw < 0 {
+                continue;
+            }
+            // SAFETY: `raw` was just returned by openat and is owned here.
+            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            match pread_at(fd.as_raw_fd(), &mut account, layout.account_offset) {
+                Ok(n) if n == account.len() => {
+                    let found = c_string(&account[..account.len() - 1]);
+                    if found.eq_ignore_ascii_case(&user) {
+                        count += 1;
+                    }
+                }
+                _ => count += 1,
+            }
+        }
+        Ok(count)
+    }
+}
+
+enum Read {
+    /// A record, with the reason it was read without the lock, if so.
+    Entry(Box<Entry>, Option<String>),
+    Skipped(String),
+    Stale(i32),
+}
+
+/// The file owners a scan accepts: root, and the effective uid when it
+/// owns the directory.
+struct Owners {
+    euid: u32,
+    dir_owned_by_euid: bool,
+}
+
+impl Owners {
+    fn of_dir(dir_fd: RawFd) -> Owners {
+        // SAFETY: geteuid cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let dir_owned_by_euid = fstat(dir_fd).map(|st| st.st_uid == euid).unwrap_or(false);
+        Owners {
+            euid,
+            dir_owned_by_euid,
+        }
+    }
+
+    fn accepts(&self, uid: u32) -> bool {
+        uid == 0 || (self.dir_owned_by_euid && uid == self.euid)
+    }
+}
+
+/// True when `pid` exists, as C's `checkproc`: `kill(pid, 0)` succeeds or
+/// fails with EPERM.
+pub fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// C's `strtoul` on a file name tail: leading white space, an optional
+/// sign, decimal digits; saturates at `ULONG_MAX`, negates modulo 2^64.
+fn c_strtoul(s: &[u8]) -> u64 {
+    let mut i = 0;
+    while i < s.len() && matches!(s[i], b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r') {
+        i += 1;
+    }
+    let mut negative = false;
+    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
+        negative = s[i] == b'-';
+        i += 1;
+    }
+    let mut value: u64 = 0;
+    let mut overflow = false;
+    while i < s.len() && s[i].is_ascii_digit() {
+        match value
+            .checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(s[i] - b'0')))
+        {
+            Some(v) => value = v,
+            None => overflow = true,
+        }
+        i += 1;
+    }
+    if overflow {
+        u64::MAX
+    } else if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    }
+}
+
+fn fstat(fd: RawFd) -> io::Result<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is a valid out pointer for fstat.
+    if unsafe { libc::fstat(fd, st.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fstat succeeded and filled `st`.
+    Ok(unsafe { st.assume_init() })
+}
+
+fn unlink_at(dir_fd: RawFd, name: &CStr) -> io::Result<()> {
+    // SAFETY: valid C string, open directory descriptor.
+    if unsafe { libc::unlinkat(dir_fd, name.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn pread_at(fd: RawFd, buf: &mut [u8], offset: usize) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a valid writable buffer of `rest.len()` bytes.
+        let n = unsafe {
+            libc::pread(
+                fd,
+                rest.as_mut_ptr().cast(),
+                rest.len(),
+                (offset + done) as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if n == 0 {
+            break;
+        }
+        done += n as usize;
+    }
+    Ok(done)
+}
+
+fn pread_full(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    pread_at(fd, buf, 0)
+}
+
+/// Which `fcntl` lock commands work here: open file description locks
+/// (per descriptor, safe with threads) or, on old kernels, process locks.
+#[derive(Clone, Copy)]
+enum Locking {
+    Ofd,
+    Process,
+}
+
+/// Takes a shared lock on the whole file, polling for at most `timeout`
+/// while a writer holds it. `Err` says why the record is read unlocked.
+fn lock_shared(fd: RawFd, timeout: Duration, locking: &mut Locking) -> Result<(), String> {
+    // SAFETY: an all-zero flock is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_RDLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    let mut started: Option<std::time::Instant> = None;
+    let mut pause = Duration::from_micros(500);
+    loop {
+        let cmd = match locking {
+            Locking::Ofd => libc::F_OFD_SETLK,
+            Locking::Process => libc::F_SETLK,
+        };
+        // SAFETY: `fl` is a valid flock for this command.
+        if unsafe { libc::fcntl(fd, cmd, &mut fl as *mut libc::flock) } == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EINVAL) if matches!(locking, Locking::Ofd) => {
+                *locking = Locking::Process;
+                continue;
+            }
+            Some(libc::EAGAIN) | Some(libc::EACCES) => {
+                let started = *started.get_or_insert_with(std::time::Instant::now);
+                let waited = started.elapsed();
+                if waited >= timeout {
+                    return Err(format!(
+                        "a writer held it for more than {} ms",
+                        timeout.as_millis()
+                    ));
+                }
+                std::thread::sleep(pause.min(timeout - waited));
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            _ => return Err(format!("cannot lock: {err}")),
+        }
+    }
+}
+
+/// An open directory stream, read name by name.
+struct ScoreboardDir {
+    dir: std::ptr::NonNull<libc::DIR>,
+}
+
+impl ScoreboardDir {
+    fn open(path: &Path) -> io::Result<ScoreboardDir> {
+        let path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+        // SAFETY: `path` is a valid C string.
+        let fd = unsafe { libc::open(path.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is an open directory; fdopendir takes it over.
+        match std::ptr::NonNull::new(unsafe { libc::fdopendir(fd) }) {
+            Some(dir) => Ok(ScoreboardDir { dir }),
+            None => {
+                let err = io::Error::last_os_error();
+                // SAFETY: fdopendir failed, so `fd` is still ours.
+                unsafe { libc::close(fd) };
+                Err(err)
+            }
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        // SAFETY: `self.dir` is an open stream.
+        unsafe { libc::dirfd(self.dir.as_ptr()) }
+    }
+
+    /// The next name, `None` at the end.
+    fn next_name(&mut self) -> Option<io::Result<&CStr>> {
+        // SAFETY: errno is thread-local; resetting it tells end from error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `self.dir` is an open stream, used by this thread only.
+        let ent = unsafe { libc::readdir(self.dir.as_ptr()) };
+        if ent.is_null() {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(0) | None => None,
+                Some(_) => Some(Err(err)),
+            };
+        }
+        // SAFETY: readdir returned an entry valid until the next call,
+        // which needs `&mut self`, so the borrow cannot outlive it.
+        Some(Ok(unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) }))
+    }
+}
+
+impl Drop for ScoreboardDir {
+    fn drop(&mut self) {
+        // SAFETY: the stream is open and closed only here.
+        unsafe { libc::closedir(self.dir.as_ptr()) };
     }
 }

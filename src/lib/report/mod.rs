@@ -1,43 +1,236 @@
 //! Rendering sessions in `pure-ftpwho`'s formats (and JSON).
 //!
-//! One data model, [`Session`], one file per format.
+//! One data model, [`Session`], one file per format: [`text`] (the ASCII
+//! table, plain and verbose), [`html`] (page, embedded table, CGI),
+//! [`xml`], [`plist`], [`shell`] and [`json`]. Every format but JSON
+//! writes exactly the bytes Debian's C `pure-ftpwho` writes for the same
+//! scoreboard: names are raw bytes (no UTF-8 assumed), escaped as C
+//! escapes them, and the time, bandwidth and percentage columns follow
+//! the C arithmetic, `long double` rounding included.
+//!
+//! ```
+//! use pureftpd_systemd::report::{render, sessions_from_entries, Filter, Format};
+//! use pureftpd_systemd::scoreboard::{Entry, RawSockaddr, State};
+//!
+//! let now = 1_700_000_000;
+//! let entry = Entry {
+//!     state: State::Download,
+//!     pid: 4242,
+//!     peer: RawSockaddr::from_socket_addr("192.0.2.7:50000".parse().unwrap()),
+//!     local: RawSockaddr::from_socket_addr("192.0.2.1:21".parse().unwrap()),
+//!     date: now - 3725,
+//!     xfer_date: now - 10,
+//!     restart_at: 0,
+//!     total_size: 4 << 20,
+//!     current_size: 1 << 20,
+//!     account: b"caf\xe9".to_vec(), // Latin-1, printed as is
+//!     filename: b"a&b.iso".to_vec(),
+//! };
+//! let sessions = sessions_from_entries(&[entry], now, true, &Filter::default());
+//!
+//! let mut out = Vec::new();
+//! render(Format::Shell, &sessions, &mut out)?;
+//! assert_eq!(
+//!     out,
+//!     b"4242|caf\xe9|3725| DL |a&b.iso|192.0.2.7|192.0.2.1|21|1024|4096|25|102\n"
+//! );
+//!
+//! let mut out = Vec::new();
+//! render(Format::Xml, &sessions, &mut out)?;
+//! assert_eq!(
+//!     out,
+//!     &b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?>\n<status>\n  \
+//!        <client pid=\"4242\" account=\"caf\xe9\" time=\"3725\" state=\" DL \" \
+//!        file=\"a&amp;b.iso\" host=\"192.0.2.7\" localhost=\"192.0.2.1\" \
+//!        localport=\"21\" resume=\"0\" current_size=\"1048576\" \
+//!        total_size=\"4194304\" percentage=\"25\" bandwidth=\"104857\" />\n\
+//!        </status>\n"[..]
+//! );
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io::{self, Write};
 
-use crate::scoreboard::Entry;
+use crate::scoreboard::{Entry, State};
+
+mod calc;
+pub mod html;
+pub mod json;
+pub mod openmetrics;
+pub mod plist;
+mod resolve;
+pub mod shell;
+pub mod text;
+pub mod xml;
+
+pub use calc::percentage;
 
 /// A session ready to print: an [`Entry`] with its addresses resolved and
-/// its times made relative to "now".
+/// its times made relative to "now", and the sizes `pure-ftpwho` passes to
+/// its output functions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    /// The decoded scoreboard entry.
+    /// The decoded scoreboard entry, unchanged.
     pub entry: Entry,
+    /// Seconds since the session started (0 if it starts in the future).
+    pub since: u64,
+    /// Seconds since the transfer started (0 if none, or in the future).
+    pub xfer_since: u64,
+    /// The peer's host name (or numeric address), raw bytes.
+    pub host: Vec<u8>,
+    /// The local host name (or numeric address), raw bytes.
+    pub local_host: Vec<u8>,
+    /// The local port, as digits.
+    pub local_port: Vec<u8>,
+    /// The restart offset, 0 when it exceeds the current size.
+    pub restart_at: i64,
+    /// The file's total size for downloads, 0 otherwise.
+    pub total_size: i64,
+    /// Bytes transferred so far for downloads and uploads, 0 otherwise.
+    pub current_size: i64,
+}
+
+impl Session {
+    /// The session of `entry` at time `now`, with the given resolved
+    /// names. Sizes and durations are derived as `pure-ftpwho` derives
+    /// them.
+    pub fn new(
+        entry: Entry,
+        now: i64,
+        host: Vec<u8>,
+        local_host: Vec<u8>,
+        local_port: Vec<u8>,
+    ) -> Session {
+        let since = if entry.date < now {
+            now.wrapping_sub(entry.date) as u64
+        } else {
+            0
+        };
+        let xfer_since = if entry.xfer_date > 0 && entry.xfer_date < now {
+            now.wrapping_sub(entry.xfer_date) as u64
+        } else {
+            0
+        };
+        let restart_at = if entry.restart_at <= entry.current_size {
+            entry.restart_at
+        } else {
+            0
+        };
+        let total_size = match entry.state {
+            State::Download => entry.total_size,
+            _ => 0,
+        };
+        let current_size = match entry.state {
+            State::Download | State::Upload => entry.current_size,
+            _ => 0,
+        };
+        Session {
+            entry,
+            since,
+            xfer_since,
+            host,
+            local_host,
+            local_port,
+            restart_at,
+            total_size,
+            current_size,
+        }
+    }
+
+    /// The 4-character state label (`IDLE`, ` DL `, ` UL `, `ERR!`).
+    pub fn state_label(&self) -> &'static str {
+        self.entry.state.label()
+    }
 }
 
 /// An output format of `pure-ftpwho`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// The ASCII table (default).
-    Text,
+    /// The ASCII table (default); `verbose` adds sizes and the local
+    /// address (`-v`).
+    Text {
+        /// Verbose table (`-v`).
+        verbose: bool,
+    },
+    /// HTML: a full page (`-w`), or only the table (`embedded`, `-W`),
+    /// with a CGI header (`cgi`, `-c` or `GATEWAY_INTERFACE`).
+    Html {
+        /// Start with `Content-Type: text/html` and a blank line.
+        cgi: bool,
+        /// Only the table, without the page around it.
+        embedded: bool,
+    },
+    /// XML (`-x`).
+    Xml,
+    /// Apple / GNUstep property list (`-p`).
+    Plist,
+    /// One `|`-separated line per session, for scripts (`-s`).
+    Shell,
+    /// A JSON array of objects with typed fields (`--json`).
+    Json,
 }
 
-/// Which sessions to keep.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {}
+impl Default for Format {
+    fn default() -> Self {
+        Format::Text { verbose: false }
+    }
+}
 
-/// Resolves and filters scoreboard entries into sessions at time `now`.
+/// Which sessions to keep. Empty lists keep everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Keep sessions of these accounts (exact bytes).
+    pub users: Vec<Vec<u8>>,
+    /// Keep sessions in these states.
+    pub states: Vec<State>,
+}
+
+impl Filter {
+    /// True when `entry` passes the filter.
+    pub fn accepts(&self, entry: &Entry) -> bool {
+        (self.users.is_empty() || self.users.contains(&entry.account))
+            && (self.states.is_empty() || self.states.contains(&entry.state))
+    }
+}
+
+/// Resolves and filters scoreboard entries into sessions at time `now`,
+/// in the order given. Host names are looked up with `getnameinfo`
+/// (numeric only when `numeric`, as `-n`), falling back to the numeric
+/// address as C does; an entry whose addresses cannot be turned into text
+/// at all is left out, as C leaves it out. Free entries are left out.
 pub fn sessions_from_entries(
     entries: &[Entry],
     now: i64,
     numeric: bool,
     filter: &Filter,
 ) -> Vec<Session> {
-    let _ = (entries, now, numeric, filter);
-    unimplemented!("sessions_from_entries")
+    let mut resolver = resolve::Resolver::new(numeric);
+    entries
+        .iter()
+        .filter(|e| e.state != State::Free && filter.accepts(e))
+        .filter_map(|e| {
+            let (host, local_host, local_port) = resolver.resolve(e)?;
+            Some(Session::new(e.clone(), now, host, local_host, local_port))
+        })
+        .collect()
 }
 
 /// Writes `sessions` in `format`, header and footer included.
 pub fn render(format: Format, sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
-    let _ = (format, sessions, out);
-    unimplemented!("render")
+    match format {
+        Format::Text { verbose } => text::render(sessions, verbose, out),
+        Format::Html { cgi, embedded } => html::render(sessions, cgi, embedded, out),
+        Format::Xml => xml::render(sessions, out),
+        Format::Plist => plist::render(sessions, out),
+        Format::Shell => shell::render(sessions, out),
+        Format::Json => json::render(sessions, out),
+    }
 }
+
+/// C's `ISCTRLCODE`: the bytes the escapers replace.
+fn is_ctrl(b: u8) -> bool {
+    b == 0x7f || b < 32
+}
+
+/// Size of the C escapers' static buffer (`PATH_MAX + 32`).
+const ESCAPE_BUF: usize = 4096 + 32;

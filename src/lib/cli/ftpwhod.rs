@@ -1,0 +1,132 @@
+//! `ftpwhod`: the socket-activated ftpwho responder.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::config::ftpwhod::FtpwhodConfig;
+
+/// Answers "who is online" queries on a unix socket for root and the
+/// members of a group, reading Pure-FTPd's scoreboard read-only.
+///
+/// Normally started by systemd with the listening socket of
+/// pure-ftpwho.socket (LISTEN_FDS); exits after --idle-timeout seconds
+/// without a client, to be started again on the next connection.
+///
+/// Exit status: 0 after an idle exit, 1 on a runtime error, 2 on a usage
+/// or configuration error.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ftpwhod", version)]
+pub struct Args {
+    /// Main configuration file; its drop-ins are read from the same path
+    /// with .d instead of .toml.
+    #[arg(long, value_name = "FILE", default_value = crate::config::ftpwhod::DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    /// Bind and listen on this socket path instead of taking the socket from
+    /// systemd (mode 0660, group --group); for use without socket activation.
+    #[arg(long, value_name = "PATH")]
+    pub listen: Option<PathBuf>,
+
+    /// Scoreboard directory [config: scoreboard; default /var/run/pure-ftpd].
+    #[arg(long, value_name = "DIR")]
+    pub scoreboard: Option<PathBuf>,
+
+    /// Group whose members may query; root always may [config: group;
+    /// default ftpwho].
+    #[arg(long, value_name = "NAME")]
+    pub group: Option<String>,
+
+    /// Seconds without any client before exiting, 0 to never exit
+    /// [config: idle_timeout; default 30].
+    #[arg(long, value_name = "SECONDS")]
+    pub idle_timeout: Option<f64>,
+
+    /// Connections served at once; more get a "busy" answer
+    /// [config: max_connections; default 64].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds a client has to send each request and take its answer
+    /// [config: request_timeout; default 5].
+    #[arg(long, value_name = "SECONDS")]
+    pub request_timeout: Option<f64>,
+
+    /// Let users outside the group see their own sessions
+    /// [config: per_user_view].
+    #[arg(long)]
+    pub per_user_view: bool,
+
+    /// Accounts listed by the OpenMetrics pureftpd_user_sessions metric
+    /// [config: top_users; default 10].
+    #[arg(long, value_name = "N")]
+    pub top_users: Option<usize>,
+
+    /// Print the merged configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+
+    /// Log every request (debug level).
+    #[arg(long, short = 'd')]
+    pub debug: bool,
+}
+
+impl Args {
+    /// Overlays the options given on the command line onto `config`.
+    pub fn apply(&self, config: &mut FtpwhodConfig) {
+        if let Some(v) = &self.scoreboard {
+            config.scoreboard = Some(v.clone());
+        }
+        if let Some(v) = &self.group {
+            config.group = Some(v.clone());
+        }
+        if let Some(v) = self.idle_timeout {
+            config.idle_timeout = Some(v);
+        }
+        if let Some(v) = self.max_connections {
+            config.max_connections = Some(v);
+        }
+        if let Some(v) = self.request_timeout {
+            config.request_timeout = Some(v);
+        }
+        if self.per_user_view {
+            config.per_user_view = Some(true);
+        }
+        if let Some(v) = self.top_users {
+            config.top_users = Some(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn command_line_overrides_config() {
+        let args = Args::parse_from([
+            "ftpwhod",
+            "--group",
+            "staff",
+            "--idle-timeout",
+            "0.5",
+            "--per-user-view",
+        ]);
+        let mut config = FtpwhodConfig {
+            group: Some("ftpwho".into()),
+            top_users: Some(4),
+            ..Default::default()
+        };
+        args.apply(&mut config);
+        assert_eq!(config.group.as_deref(), Some("staff"));
+        assert_eq!(config.idle_timeout, Some(0.5));
+        assert_eq!(config.per_user_view, Some(true));
+        assert_eq!(config.top_users, Some(4));
+    }
+}

@@ -1,0 +1,159 @@
+//! HTML: a full XHTML page (`-w`), the table alone for embedding (`-W`),
+//! either after a CGI header (`-c`, or `GATEWAY_INTERFACE` set).
+
+use std::io::{self, Write};
+
+use super::calc::{kib, per_second, percentage};
+use super::xml::escape;
+use super::Session;
+
+const PAGE_HEAD: &str = r#"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN"
+          "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en">
+<head>
+ <meta http-equiv="Content-Type"
+       content="text/html; charset=ISO-8859-15" />
+ <title>Pure-FTPd server status</title>
+ <style type="text/css">
+html {
+ background-color: #369;
+}
+body {
+ background-color: #fff;
+ color: #000;
+ margin: 12px;
+ padding: 8px;
+ border: 2px solid #000;
+ font-family: "Trebuchet MS",Verdana,Geneva,Arial,Helvetica,sans-serif;
+ font-size: 0.8em;
+}
+h1 {
+ text-align: center;
+ border-bottom: 1px solid #666;
+ margin: 0.5em 1em;
+}
+#ftp-status {
+ text-align: center;
+}
+table {
+ margin: 0 auto;
+}
+thead th {
+ background-color: #369;
+ color: #fff;
+}
+th,td {
+ padding: 0.1em 0.5em;
+}
+tr:hover {
+ background-color: #def;
+}
+ </style>
+</head>
+<body>
+<h1>Pure-FTPd server status</h1>
+"#;
+
+const TABLE_HEAD: &str = r#"<div id="ftp-status">
+ <table summary="Pure-FTPd server status">
+  <thead>
+   <tr>
+    <th scope="col">PID</th>
+    <th scope="col">Account</th>
+    <th scope="col">Time</th>
+    <th scope="col">State</th>
+    <th scope="col" abbr="File">File name</th>
+    <th scope="col" abbr="Peer">Remote host</th>
+    <th scope="col" abbr="Kb">Kbytes</th>
+    <th scope="col" abbr="Local">Local host</th>
+   </tr>
+  </thead>
+  <tbody>
+"#;
+
+const TABLE_FOOT: &str = "  </tbody>\n </table>\n</div>\n";
+const PAGE_FOOT: &str = "</body>\n</html>\n";
+
+/// Writes the (CGI header,) page head, table and page foot.
+pub fn render(
+    sessions: &[Session],
+    cgi: bool,
+    embedded: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    if cgi {
+        out.write_all(b"Content-Type: text/html\n\n")?;
+    }
+    if !embedded {
+        out.write_all(PAGE_HEAD.as_bytes())?;
+    }
+    out.write_all(TABLE_HEAD.as_bytes())?;
+    for s in sessions {
+        row(s, out)?;
+    }
+    out.write_all(TABLE_FOOT.as_bytes())?;
+    if !embedded {
+        out.write_all(PAGE_FOOT.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// A `<td>` holding the escaped bytes, or `&nbsp;` when empty.
+fn cell_or_blank(out: &mut dyn Write, value: &[u8]) -> io::Result<()> {
+    out.write_all(b"    <td>")?;
+    if value.is_empty() {
+        out.write_all(b"&nbsp;")?;
+    } else {
+        out.write_all(&escape(value))?;
+    }
+    out.write_all(b"</td>\n")
+}
+
+fn row(s: &Session, out: &mut dyn Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "   <tr>\n    <th scope=\"row\">{}</th>",
+        s.entry.pid as i64 as u64
+    )?;
+    cell_or_blank(out, &s.entry.account)?;
+    writeln!(
+        out,
+        "    <td>{:02}:{:02}</td>",
+        (s.since / 60) / 60,
+        (s.since / 60) % 60
+    )?;
+    out.write_all(b"    <td>")?;
+    out.write_all(&escape(s.state_label().as_bytes()))?;
+    out.write_all(b"</td>\n")?;
+    cell_or_blank(out, &s.entry.filename)?;
+    out.write_all(b"    <td>")?;
+    out.write_all(&escape(&s.host))?;
+    out.write_all(b"</td>\n")?;
+    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
+    if current > 0 {
+        let bandwidth = if current > restart {
+            per_second(current, restart, s.xfer_since.wrapping_mul(1024))
+        } else {
+            0
+        };
+        if total > 0 {
+            writeln!(
+                out,
+                "    <td>{}/{} ({}% - {} KB/s)</td>",
+                kib(current),
+                kib(total),
+                percentage(current, total),
+                bandwidth
+            )?;
+        } else {
+            writeln!(out, "    <td>{} ({} KB/s)</td>", kib(current), bandwidth)?;
+        }
+    } else {
+        out.write_all(b"    <td>&nbsp;</td>\n")?;
+    }
+    out.write_all(b"    <td>")?;
+    out.write_all(&escape(&s.local_host))?;
+    out.write_all(b":")?;
+    out.write_all(&escape(&s.local_port))?;
+    out.write_all(b"</td>\n   </tr>\n")
+}

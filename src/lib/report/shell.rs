@@ -1,0 +1,114 @@
+//! One line per session for scripts (`-s`):
+//! `pid|acct|time|state|file|peer|local|port|current|total|%|bandwidth`,
+//! sizes in KiB, bandwidth in KiB/s.
+
+use std::io::{self, Write};
+
+use super::calc::{kib, per_second, percentage};
+use super::{is_ctrl, Session, ESCAPE_BUF};
+
+/// C's `shell_escaped`: control bytes become `_`, `|` and `\` get a
+/// backslash, other bytes pass unchanged. The result is cut to fit C's
+/// 4127-byte buffer, and an escape pair that would straddle its end is
+/// dropped whole.
+pub fn escape(s: &[u8]) -> Vec<u8> {
+    let last = ESCAPE_BUF - 1;
+    let mut out = Vec::with_capacity(s.len() + 4);
+    for &b in s {
+        // `out.len()` is where C's write pointer stands; `last` is its
+        // end, where the terminating NUL goes.
+        if is_ctrl(b) {
+            out.push(b'_');
+        } else if b == b'|' || b == b'\\' {
+            if out.len() == last {
+                break;
+            }
+            out.push(b'\\');
+            if out.len() == last {
+                out.pop();
+                break;
+            }
+            out.push(b);
+        } else {
+            out.push(b);
+        }
+        if out.len() - 1 == last {
+            // C wrote at its end position and stops there: the NUL
+            // overwrites that byte.
+            out.pop();
+            break;
+        }
+    }
+    out
+}
+
+/// Writes one line per session (no header, no footer).
+pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
+    for s in sessions {
+        line(s, out)?;
+    }
+    Ok(())
+}
+
+fn field(out: &mut dyn Write, value: &[u8]) -> io::Result<()> {
+    out.write_all(&escape(value))?;
+    out.write_all(b"|")
+}
+
+fn line(s: &Session, out: &mut dyn Write) -> io::Result<()> {
+    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
+    let mut bandwidth = 0;
+    let mut pct = 0;
+    if current > 0 {
+        if current > restart {
+            bandwidth = per_second(current, restart, s.xfer_since.wrapping_mul(1024));
+        }
+        if total > 0 {
+            pct = percentage(current, total);
+        }
+    }
+    write!(out, "{}|", s.entry.pid as i64 as u64)?;
+    field(out, &s.entry.account)?;
+    write!(out, "{}|", s.since)?;
+    field(out, s.state_label().as_bytes())?;
+    field(out, &s.entry.filename)?;
+    field(out, &s.host)?;
+    field(out, &s.local_host)?;
+    field(out, &s.local_port)?;
+    writeln!(out, "{}|{}|{}|{}", kib(current), kib(total), pct, bandwidth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn escapes_like_c() {
+        assert_eq!(escape(b"a|b\\c"), b"a\\|b\\\\c");
+        assert_eq!(escape(b"\x01x\x7f\xe9<&>"), b"_x_\xe9<&>");
+        assert_eq!(escape(b""), b"");
+    }
+
+    #[test]
+    fn cuts_at_the_c_buffer() {
+        // 4127 usable bytes: the 4128th byte lands on the end and is
+        // replaced by the NUL.
+        assert_eq!(escape(&[b'a'; 5000]).len(), 4127);
+        assert_eq!(escape(&[b'a'; 4126]).len(), 4126);
+        // Pairs from an even start: 2063 pairs fill 4126 bytes; the next
+        // backslash would reach the end and goes with its byte.
+        let out = escape(&[b'|'; 3000]);
+        assert_eq!(out.len(), 4126);
+        assert!(out.ends_with(b"|\\|"));
+        // From an odd start the 2063 pairs end exactly at the end.
+        let mut s = vec![b'a'];
+        s.extend_from_slice(&[b'|'; 3000]);
+        let out = escape(&s);
+        assert_eq!(out.len(), 4127);
+        assert!(out.ends_with(b"|\\|"));
+        // A control byte at the end is cut like any byte.
+        let mut s = vec![b'a'; 4127];
+        s.push(1);
+        assert_eq!(escape(&s), vec![b'a'; 4127]);
+    }
+}

@@ -1,0 +1,448 @@
+//! The FIFO itself: checking it as pure-ftpd and the C reader do, creating
+//! it when missing, and reading events from it without taking more than
+//! the next record.
+//!
+//! pure-ftpd (as root) creates the FIFO with mode 0600 and refuses one that
+//! is not a FIFO, not exactly 0600 or not owned by root. The reader applies
+//! the same rules, accepting its own effective uid as owner too, for
+//! non-root setups.
+//!
+//! The FIFO is opened read-write: the reader then never sees end-of-file
+//! when pure-ftpd exits, and pure-ftpd, which blocks in `open()` until the
+//! pipe has a reader, starts at once.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use super::{Event, Parser, MAX_PATH_LEN, MAX_USER_LEN};
+
+/// Where pure-ftpd writes: `/var/run/pure-ftpd.upload.pipe`, which is
+/// `/run/pure-ftpd.upload.pipe` on every systemd system.
+pub const DEFAULT_PATH: &str = "/run/pure-ftpd.upload.pipe";
+
+/// The name under which the FIFO's descriptor is kept in systemd's file
+/// descriptor store, and looked for in `LISTEN_FDNAMES`.
+pub const STORE_NAME: &str = "upload-pipe";
+
+/// Why the FIFO cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FifoError {
+    /// A system call failed.
+    #[error("{path}: cannot {action}: {source}")]
+    Io {
+        /// The FIFO.
+        path: PathBuf,
+        /// What was being done ("open", "create", ...).
+        action: &'static str,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file is not a safe upload pipe.
+    #[error("{path}: insecure upload pipe: {why}")]
+    Insecure {
+        /// The FIFO.
+        path: PathBuf,
+        /// Which rule it breaks.
+        why: String,
+    },
+}
+
+/// Checks the rules on an `fstat()`/`lstat()` result: a FIFO, mode exactly
+/// 0600, owned by root or by `euid`.
+pub fn check_stat(st: &libc::stat, euid: u32) -> Result<(), String> {
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err("not a FIFO".into());
+    }
+    if st.st_mode & 0o777 != 0o600 {
+        return Err(format!("mode {:04o}, not 0600", st.st_mode & 0o7777));
+    }
+    if st.st_uid != 0 && st.st_uid != euid {
+        return Err(format!("owned by uid {}, not root or {euid}", st.st_uid));
+    }
+    Ok(())
+}
+
+fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
+    // SAFETY: a zeroed stat is a valid buffer; fd is open.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+}
+
+fn lstat(path: &CString) -> io::Result<libc::stat> {
+    // SAFETY: path is NUL-terminated; a zeroed stat is a valid buffer.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::lstat(path.as_ptr(), &mut st) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(st)
+    }
+}
+
+/// Checks a descriptor received from systemd (`ListenFIFO=` or the file
+/// descriptor store) with the same rules; `name` only labels errors.
+pub fn check_fd(fd: BorrowedFd<'_>, name: &Path) -> Result<(), FifoError> {
+    let st = fstat(fd).map_err(|source| FifoError::Io {
+        path: name.to_owned(),
+        action: "stat",
+        source,
+    })?;
+    check_stat(&st, euid()).map_err(|why| FifoError::Insecure {
+        path: name.to_owned(),
+        why,
+    })
+}
+
+/// Opens the FIFO at `path` read-write (non-blocking, close-on-exec, not
+/// following symlinks), creating it with mode 0600 when it does not exist.
+/// Returns the descriptor and whether the FIFO was created.
+pub fn open_or_create(path: &Path) -> Result<(OwnedFd, bool), FifoError> {
+    let err = |action, source| FifoError::Io {
+        path: path.to_owned(),
+        action,
+        source,
+    };
+    let cpath = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| err("open", io::Error::from(io::ErrorKind::InvalidInput)))?;
+    let mut created = false;
+    for _ in 0..3 {
+        match lstat(&cpath) {
+            Ok(st) => {
+                if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+                    return Err(FifoError::Insecure {
+                        path: path.to_owned(),
+                        why: "not a FIFO".into(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // SAFETY: cpath is NUL-terminated.
+                if unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) } < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        continue;
+                    }
+                    return Err(err("create", e));
+                }
+                created = true;
+            }
+            Err(e) => return Err(err("stat", e)),
+        }
+        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        // SAFETY: cpath is NUL-terminated.
+        let raw = unsafe { libc::open(cpath.as_ptr(), flags) };
+        if raw < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::NotFound {
+                continue;
+            }
+            return Err(err("open", e));
+        }
+        // SAFETY: open returned a new descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if created {
+            // The umask may have taken bits away; pure-ftpd wants 0600.
+            // SAFETY: fd is open.
+            if unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) } < 0 {
+                return Err(err("chmod", io::Error::last_os_error()));
+            }
+        }
+        check_fd(fd.as_fd(), path)?;
+        return Ok((fd, created));
+    }
+    Err(err(
+        "open",
+        io::Error::other("it keeps appearing and disappearing"),
+    ))
+}
+
+/// How much is looked at, at most, to find the next record: more than the
+/// longest possible record.
+const PEEK_LEN: usize = 2 * (MAX_USER_LEN + MAX_PATH_LEN + 3);
+/// Read size when peeking is not possible.
+const READ_LEN: usize = 64 * 1024;
+
+/// Reads events from the FIFO, one at a time.
+///
+/// The FIFO is looked at with `tee(2)` (which copies without consuming)
+/// and only the bytes up to the end of the next record are consumed. A
+/// record is thus either still in the FIFO or being processed: when the
+/// daemon stops or is killed, the records queued behind are left in the
+/// FIFO for the next instance. Descriptors that do not support `tee()` are
+/// read in large chunks instead.
+#[derive(Debug)]
+pub struct Reader {
+    fd: OwnedFd,
+    parser: Parser,
+    peek: Option<(OwnedFd, OwnedFd)>,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for two descriptors.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 returned two new descriptors.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        // SAFETY: buf is valid for buf.len() bytes.
+        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_some(fd, buf)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+impl Reader {
+    /// Reads from `fd` (made non-blocking) with `parser`.
+    pub fn new(fd: OwnedFd, parser: Parser) -> io::Result<Self> {
+        // SAFETY: fd is open; F_GETFL/F_SETFL take and return ints.
+        unsafe {
+            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
+            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(Reader {
+            fd,
+            parser,
+            peek: nonblocking_pipe().ok(),
+            buf: vec![0; READ_LEN],
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// Forces plain chunked reads (for tests).
+    pub fn without_peeking(mut self) -> Self {
+        self.peek = None;
+        self
+    }
+
+    /// True when records are consumed one at a time.
+    pub fn peeking(&self) -> bool {
+        self.peek.is_some()
+    }
+
+    /// The FIFO's descriptor, to poll for input.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Bytes read from the FIFO but not parsed yet (only without peeking).
+    pub fn buffered(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The next event among what is in the FIFO now; `Ok(None)` when it is
+    /// empty (poll [`Reader::fd`] for more).
+    pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+        loop {
+            if self.start < self.end {
+                let (used, event) = self.parser.next_event(&self.buf[self.start..self.end]);
+                self.start += used;
+                if event.is_some() {
+                    return Ok(event);
+                }
+                continue;
+            }
+            if let Some((peek_r, peek_w)) = &self.peek {
+                // SAFETY: both descriptors are open pipes (or tee fails).
+                let n = unsafe {
+                    libc::tee(
+                        self.fd.as_raw_fd(),
+                        peek_w.as_raw_fd(),
+                        PEEK_LEN,
+                        libc::SPLICE_F_NONBLOCK,
+                    )
+                };
+                if n < 0 {
+                    let e = io::Error::last_os_error();
+                    match e.raw_os_error() {
+                        Some(libc::EAGAIN) => return Ok(None),
+                        Some(libc::EINTR) => continue,
+                        Some(libc::EINVAL) => {
+                            self.peek = None;
+                            continue;
+                        }
+                        _ => return Err(e),
+                    }
+                }
+                let n = n as usize;
+                if n == 0 {
+                    return Ok(None);
+                }
+                read_exact(peek_r.as_fd(), &mut self.buf[..n])?;
+                let (used, event) = self.parser.next_event(&self.buf[..n]);
+                read_exact(self.fd.as_fd(), &mut self.buf[..used])?;
+                if event.is_some() {
+                    return Ok(event);
+                }
+            } else {
+                match read_some(self.fd.as_fd(), &mut self.buf) {
+                    Ok(0) => return Ok(None),
+                    Ok(n) => {
+                        self.start = 0;
+                        self.end = n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_all(fd: BorrowedFd<'_>, bytes: &[u8]) {
+        let mut file = std::fs::File::from(fd.try_clone_to_owned().unwrap());
+        file.write_all(bytes).unwrap();
+    }
+
+    fn drain(reader: &mut Reader) -> Vec<Event> {
+        let mut events = Vec::new();
+        while let Some(e) = reader.next_event().unwrap() {
+            events.push(e);
+        }
+        events
+    }
+
+    #[test]
+    fn creates_a_0600_fifo_and_reopens_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload.pipe");
+        let (fd, created) = open_or_create(&path).unwrap();
+        assert!(created);
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        assert!(meta.file_type().is_fifo());
+        assert_eq!(meta.mode() & 0o7777, 0o600);
+        drop(fd);
+        let (_fd, created) = open_or_create(&path).unwrap();
+        assert!(!created);
+    }
+
+    #[test]
+    fn refuses_unsafe_files() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: c is NUL-terminated.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = open_or_create(&path).unwrap_err().to_string();
+        assert!(
+            e.ends_with("insecure upload pipe: mode 0644, not 0600"),
+            "{e}"
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::lchown(&path, Some(12345), None).unwrap();
+        let e = open_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("owned by uid 12345"), "{e}");
+        let file = dir.path().join("f");
+        std::fs::write(&file, "").unwrap();
+        let e = open_or_create(&file).unwrap_err().to_string();
+        assert!(e.ends_with("not a FIFO"), "{e}");
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        let e = open_or_create(&link).unwrap_err().to_string();
+        assert!(e.ends_with("not a FIFO"), "{e}");
+    }
+
+    #[test]
+    fn peeking_leaves_unread_records_in_the_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p");
+        let (fd, _) = open_or_create(&path).unwrap();
+        let writer = fd.try_clone().unwrap();
+        let mut reader = Reader::new(fd, Parser::new()).unwrap();
+        assert!(reader.peeking());
+        assert_eq!(reader.next_event().unwrap(), None);
+        write_all(
+            writer.as_fd(),
+            b"xx\x02a\x01/1\x00\x02b\x01/2\x00\x02c\x01/",
+        );
+        assert_eq!(reader.next_event().unwrap(), Some(Event::Skipped(2)));
+        let Some(Event::Record(r)) = reader.next_event().unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.file, b"/1");
+        // The rest is still in the FIFO: a second reader sees it.
+        let mut rest = vec![0; 64];
+        let n = read_some(writer.as_fd(), &mut rest).unwrap();
+        assert_eq!(&rest[..n], b"\x02b\x01/2\x00\x02c\x01/");
+        write_all(writer.as_fd(), &rest[..n]);
+        write_all(writer.as_fd(), b"3\x00");
+        let events = drain(&mut reader);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(reader.next_event().unwrap(), None);
+    }
+
+    #[test]
+    fn chunked_reads_give_the_same_events() {
+        let mut input = Vec::new();
+        for i in 0..2000 {
+            input.extend_from_slice(format!("\x02user{i}\x01/srv/f{i}\x00").as_bytes());
+            if i % 7 == 0 {
+                input.extend_from_slice(b"\x02bad\x05\x00 garbage ");
+            }
+        }
+        let mut expected = Vec::new();
+        Parser::new().feed(&input, &mut expected);
+        for peek in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let (fd, _) = open_or_create(&dir.path().join("p")).unwrap();
+            let writer = fd.try_clone().unwrap();
+            let mut reader = Reader::new(fd, Parser::new()).unwrap();
+            if !peek {
+                reader = reader.without_peeking();
+            }
+            let mut events = Vec::new();
+            for chunk in input.chunks(4000) {
+                write_all(writer.as_fd(), chunk);
+                events.extend(drain(&mut reader));
+            }
+            assert_eq!(events, expected, "peek {peek}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Crafting scoreboards for tests: entries written as the server writes
+//! them, live processes for their pids, and bad files of every kind.
+#![allow(dead_code)]
+
+use std::ffi::CString;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
+
+/// Processes whose pids make entries live; killed by pid on drop.
+pub struct LivePids {
+    children: Vec<Child>,
+}
+
+impl LivePids {
+    pub fn spawn(n: usize) -> LivePids {
+        let children = (0..n)
+            .map(|_| {
+                Command::new("sleep")
+                    .arg("3600")
+                    .stdin(Stdio::null())
+                    .spawn()
+                    .expect("spawn sleep")
+            })
+            .collect();
+        LivePids { children }
+    }
+
+    pub fn pid(&self, i: usize) -> i32 {
+        self.children[i % self.children.len()].id() as i32
+    }
+}
+
+impl Drop for LivePids {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A pid that no process has: a child that already exited and was reaped.
+pub fn dead_pid() -> i32 {
+    let mut child = Command::new("true").spawn().expect("spawn true");
+    let pid = child.id() as i32;
+    child.wait().expect("wait true");
+    pid
+}
+
+pub fn v4(addr: &str) -> RawSockaddr {
+    RawSockaddr::from_socket_addr(addr.parse().expect("socket address"))
+}
+
+pub fn v6(ip: &str, port: u16, scope: u32) -> RawSockaddr {
+    let ip: std::net::Ipv6Addr = ip.parse().expect("ipv6");
+    RawSockaddr::from_socket_addr(std::net::SocketAddrV6::new(ip, port, 0, scope).into())
+}
+
+/// An idle session of `account` from 192.0.2.7 to 192.0.2.1:21.
+pub fn entry(pid: i32, account: &[u8]) -> Entry {
+    Entry {
+        state: State::Idle,
+        pid,
+        peer: v4("192.0.2.7:50000"),
+        local: v4("192.0.2.1:21"),
+        date: 1_000_000_000,
+        xfer_date: 0,
+        restart_at: 0,
+        total_size: 0,
+        current_size: 0,
+        account: account.to_vec(),
+        filename: Vec::new(),
+    }
+}
+
+/// A scoreboard directory in a fresh temporary directory, mode 0700.
+pub struct Board {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+    next: u32,
+}
+
+impl Board {
+    pub fn new() -> Board {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("pure-ftpd");
+        fs::create_dir(&dir).expect("mkdir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod");
+        Board { tmp, dir, next: 1 }
+    }
+
+    fn next_name(&mut self) -> String {
+        let name = format!("client-{:08}", self.next);
+        self.next += 1;
+        name
+    }
+
+    /// Writes `entry` with `layout` under the next `client-` name, mode
+    /// 0600, as the server does.
+    pub fn add_with(&mut self, entry: &Entry, layout: &Layout) -> PathBuf {
+        let name = self.next_name();
+        self.write_raw(&name, &entry.to_bytes(layout).expect("layout"), 0o600)
+    }
+
+    pub fn add(&mut self, entry: &Entry) -> PathBuf {
+        self.add_with(entry, &Layout::DEBIAN)
+    }
+
+    /// Writes `bytes` as `name` with `mode`.
+    pub fn write_raw(&mut self, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
+        let path = self.dir.join(name);
+        let mut f = fs::File::create(&path).expect("create entry");
+        f.write_all(bytes).expect("write entry");
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod entry");
+        path
+    }
+
+    /// The next `client-` name, for files made by hand.
+    pub fn name(&mut self) -> String {
+        self.next_name()
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+pub fn chown(path: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown");
+}
+
+pub fn mkfifo(path: &Path) {
+    let c = CString::new(path.to_str().expect("utf-8 path")).expect("path");
+    // SAFETY: valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

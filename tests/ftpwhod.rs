@@ -1,0 +1,632 @@
+//! The responder and its client, run as the real binaries: protocol over
+//! the socket, concurrency, authorization, output against the C
+//! `pure-ftpwho`, idle exit and socket activation.
+
+#[path = "support/ftpwhod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use pureftpd_systemd::query::protocol::{ErrorCode, Response};
+use serde_json::Value;
+use support::*;
+
+fn answer(line: &str) -> Response {
+    Response::from_line(line.as_bytes()).unwrap()
+}
+
+fn error_code(lines: &[String]) -> ErrorCode {
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let r = answer(&lines[0]);
+    assert!(!r.ok);
+    r.error.unwrap().code
+}
+
+#[test]
+fn requests_are_answered_in_order_and_mistakes_get_coded_errors() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    let lines = responder.raw(
+        b"{\"v\":1,\"op\":\"ping\"}\n\
+          {\"v\":1,\"op\":\"count\",\"user\":\"ALICE\"}\n\
+          not json\n\
+          {\"v\":2,\"op\":\"ping\"}\n\
+          {\"v\":1,\"op\":\"reboot\"}\n\
+          {\"v\":1,\"op\":\"list\",\"colour\":\"red\"}\n\
+          {\"v\":1,\"op\":\"list\",\"format\":\"csv\"}\n\
+          \n\
+          {\"v\":1,\"op\":\"count\"}",
+    );
+    let got: Vec<Response> = lines.iter().map(|l| answer(l)).collect();
+    assert_eq!(got.len(), 9, "{lines:?}");
+    assert!(got[0].ok && got[0].server.as_deref().unwrap().starts_with("ftpwhod "));
+    // Counted as the server counts at login: case-insensitive.
+    assert_eq!(got[1].count, Some(2));
+    let codes: Vec<ErrorCode> = got[2..8]
+        .iter()
+        .map(|r| r.error.as_ref().unwrap().code)
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ErrorCode::Malformed,
+            ErrorCode::UnknownVersion,
+            ErrorCode::UnknownOp,
+            ErrorCode::UnknownField,
+            ErrorCode::BadValue,
+            ErrorCode::Malformed,
+        ]
+    );
+    // The last request had no newline: answered at end of input. The free
+    // slot is not a session.
+    assert_eq!(got[8].count, Some(6));
+}
+
+#[test]
+fn oversize_requests_get_an_answer_then_the_connection_closes() {
+    let fixture = Fixture::empty();
+    let responder = Responder::start(fixture.path(), &[]);
+    let mut big = b"{\"v\":1,\"op\":\"ping\",\"user\":\"".to_vec();
+    big.extend(std::iter::repeat_n(b'x', 100_000));
+    big.extend_from_slice(b"\"}\n{\"v\":1,\"op\":\"ping\"}\n");
+    assert_eq!(error_code(&responder.raw(&big)), ErrorCode::TooLarge);
+    // Exactly at the bound (4096 bytes with the newline) is fine.
+    let mut line = b"{\"v\":1,\"op\":\"ping\",\"user\":\"".to_vec();
+    let pad = 4096 - line.len() - 3;
+    line.extend(std::iter::repeat_n(b'y', pad));
+    line.extend_from_slice(b"\"}\n");
+    assert_eq!(line.len(), 4096);
+    let lines = responder.raw(&line);
+    assert!(answer(&lines[0]).ok, "{lines:?}");
+    line.insert(30, b'y');
+    assert_eq!(error_code(&responder.raw(&line)), ErrorCode::TooLarge);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Whatever the bytes of a request line, exactly one answer line comes
+    /// back, and the responder lives on.
+    #[test]
+    fn any_request_line_gets_exactly_one_answer(
+        bytes in prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..600),
+            "\\{\"v\":[0-9],\"op\":\"[a-z]{0,6}\"(,\"[a-z]{1,7}\":(null|true|1|\"[a-z]{0,5}\"))?\\}"
+                .prop_map(String::into_bytes),
+        ]
+    ) {
+        thread_local! {
+            static SETUP: (Fixture, Responder) = {
+                let fixture = Fixture::empty();
+                let responder = Responder::start(fixture.path(), &["--request-timeout", "2"]);
+                (fixture, responder)
+            };
+        }
+        let mut line: Vec<u8> = bytes.into_iter().filter(|&b| b != b'\n').collect();
+        line.push(b'\n');
+        let lines = SETUP.with(|(_, r)| r.raw(&line));
+        prop_assert_eq!(lines.len(), 1, "{:?}", lines);
+        let response = Response::from_line(lines[0].as_bytes()).unwrap();
+        prop_assert_eq!(response.ok, response.error.is_none());
+        let ping = SETUP.with(|(_, r)| r.raw(b"{\"v\":1,\"op\":\"ping\"}\n"));
+        prop_assert!(answer(&ping[0]).ok);
+    }
+}
+
+#[test]
+fn concurrent_clients_all_get_the_same_answer() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    let socket = responder.socket.clone();
+    let threads: Vec<_> = (0..12)
+        .map(|_| {
+            let socket = socket.clone();
+            std::thread::spawn(move || {
+                (0..15)
+                    .map(|_| {
+                        let lines = raw_exchange(
+                            &socket,
+                            b"{\"v\":1,\"op\":\"list\",\"format\":\"shell\",\"numeric\":true}\n",
+                        );
+                        assert_eq!(lines.len(), 1);
+                        let r = answer(&lines[0]);
+                        assert!(r.ok, "{r:?}");
+                        r.output_bytes()
+                            .unwrap()
+                            .unwrap()
+                            .split(|&b| b == b'\n')
+                            .count()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        // Six sessions, six lines plus the empty piece after the last newline.
+        assert!(t.join().unwrap().iter().all(|&n| n == 7));
+    }
+}
+
+#[test]
+fn a_silent_client_does_not_block_others_and_gets_a_timeout() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "3"]);
+    let silent = UnixStream::connect(&responder.socket).unwrap();
+    let half = UnixStream::connect(&responder.socket).unwrap();
+    (&half).write_all(b"{\"v\":1,").unwrap();
+    let started = Instant::now();
+    let out = responder.query(&["-s", "-n"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.split(|&b| b == b'\n').count(), 7);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the second client waited for the silent one"
+    );
+    for mut stream in [&silent, &half] {
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        assert_eq!(
+            answer(&text).error.unwrap().code,
+            ErrorCode::Timeout,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn connections_over_the_bound_are_told_busy() {
+    let fixture = Fixture::empty();
+    let responder = Responder::start(
+        fixture.path(),
+        &["--max-connections", "2", "--request-timeout", "5"],
+    );
+    let _a = UnixStream::connect(&responder.socket).unwrap();
+    let _b = UnixStream::connect(&responder.socket).unwrap();
+    // Once both are taken (the responder may not have got to them yet),
+    // a third connection is told to come back later.
+    let started = Instant::now();
+    loop {
+        let lines = responder.raw(b"{\"v\":1,\"op\":\"ping\"}\n");
+        if !answer(&lines[0]).ok {
+            assert_eq!(error_code(&lines), ErrorCode::Busy);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(4), "never busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = responder.query(&["--ping"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("busy"));
+    drop((_a, _b));
+    let started = Instant::now();
+    while !responder.query(&["--ping"]).status.success() {
+        assert!(started.elapsed() < Duration::from_secs(4), "still busy");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_non_member_is_refused_and_the_refusal_is_logged() {
+    let fixture = Fixture::varied();
+    let gid = test_group();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP]);
+    for args in [
+        &["-s"][..],
+        &["--count", "alice"],
+        &["--stats"],
+        &["--json"],
+    ] {
+        let out = run_query(&responder.socket, args, Some(&Creds::nobody()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains("permission denied"), "{stderr}");
+        assert!(stderr.contains(TEST_GROUP), "{stderr}");
+        assert!(out.stdout.is_empty());
+    }
+    // Another group does not help; ping needs no membership.
+    let other = Creds {
+        groups: vec![gid + 1],
+        ..Creds::nobody()
+    };
+    assert_eq!(
+        run_query(&responder.socket, &["-s"], Some(&other))
+            .status
+            .code(),
+        Some(4)
+    );
+    assert!(run_query(&responder.socket, &["--ping"], Some(&other))
+        .status
+        .success());
+    // The log entry names the peer's uid and pid.
+    let mut child = Command::new("setpriv")
+        .args(setpriv(&Creds::nobody()))
+        .arg(QUERY)
+        .arg("--socket")
+        .arg(&responder.socket)
+        .arg("-x")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert_eq!(child.wait().unwrap().code(), Some(4));
+    let log = responder.log_text();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("PEER_PID={pid}")))
+        .unwrap_or_else(|| panic!("no log line for pid {pid}:\n{log}"));
+    assert!(line.contains("PEER_UID=65534"), "{line}");
+    assert!(
+        line.contains("MESSAGE_ID=\"5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70\""),
+        "{line}"
+    );
+}
+
+#[test]
+fn the_socket_mode_refuses_before_the_responder_does() {
+    let fixture = Fixture::empty();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP]);
+    test_group();
+    std::fs::set_permissions(
+        &responder.socket,
+        std::os::unix::fs::PermissionsExt::from_mode(0o660),
+    )
+    .unwrap();
+    let out = run_query(&responder.socket, &["-s"], Some(&Creds::nobody()));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("permission denied"));
+}
+
+#[test]
+fn members_see_what_root_sees() {
+    let fixture = Fixture::varied();
+    let gid = test_group();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP]);
+    let supplementary = Creds {
+        groups: vec![gid],
+        ..Creds::nobody()
+    };
+    let primary = Creds {
+        gid,
+        ..Creds::nobody()
+    };
+    for creds in [supplementary, primary] {
+        for args in [&["-s", "-n"][..], &["-x", "-n"], &["--count", "bob"]] {
+            let (root, member) = same_second(
+                || responder.query(args).stdout,
+                || {
+                    let out = run_query(&responder.socket, args, Some(&creds));
+                    assert!(out.status.success(), "{creds:?} {args:?}: {out:?}");
+                    out.stdout
+                },
+            );
+            assert!(!root.is_empty());
+            assert_eq!(root, member, "{creds:?} {args:?}");
+        }
+    }
+}
+
+#[test]
+fn the_per_user_view_shows_only_ones_own_sessions() {
+    let fixture = Fixture::varied();
+    test_group();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP, "--per-user-view"]);
+    let nobody = Some(Creds::nobody());
+    let out = run_query(&responder.socket, &["-s", "-n"], nobody.as_ref());
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.contains("|nobody|"), "{text}");
+    let out = run_query(&responder.socket, &["--count", "nobody"], nobody.as_ref());
+    assert_eq!(out.stdout, b"1\n");
+    for args in [&["--user", "alice"][..], &["--count", "bob"], &["--stats"]] {
+        let out = run_query(&responder.socket, args, nobody.as_ref());
+        assert_eq!(out.status.code(), Some(4), "{args:?}");
+    }
+    // Root still sees everyone.
+    let out = responder.query(&["-s", "-n"]);
+    assert_eq!(out.stdout.split(|&b| b == b'\n').count(), 7);
+}
+
+/// The C tool's options for each format of the responder.
+const FORMATS: [(&str, &[&str]); 7] = [
+    ("text", &[]),
+    ("verbose", &["-v"]),
+    ("html", &["-w"]),
+    ("html-embedded", &["-W"]),
+    ("xml", &["-x"]),
+    ("plist", &["-p"]),
+    ("shell", &["-s"]),
+];
+
+#[test]
+fn output_equals_the_c_pure_ftpwho_and_ours_in_every_format() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    for (name, flags) in FORMATS {
+        let mut args = flags.to_vec();
+        args.push("-n");
+        let (c, query) = same_second(
+            || c_pure_ftpwho(fixture.path(), &args),
+            || {
+                let out = responder.query(&args);
+                assert!(out.status.success(), "{name}: {out:?}");
+                out.stdout
+            },
+        );
+        assert!(c.len() > 100, "{name}: {}", String::from_utf8_lossy(&c));
+        assert_eq!(
+            String::from_utf8_lossy(&query),
+            String::from_utf8_lossy(&c),
+            "{name}"
+        );
+        assert_eq!(query, c, "{name}");
+        let (ours, query) = same_second(
+            || our_pure_ftpwho(fixture.path(), &args),
+            || responder.query(&args).stdout,
+        );
+        assert_eq!(query, ours, "{name}");
+    }
+    // JSON: the same document as `pure-ftpwho --json`.
+    let (ours, query) = same_second(
+        || {
+            serde_json::from_slice::<Value>(&our_pure_ftpwho(fixture.path(), &["--json", "-n"]))
+                .unwrap()
+        },
+        || serde_json::from_slice::<Value>(&responder.query(&["--json", "-n"]).stdout).unwrap(),
+    );
+    assert_eq!(ours.as_array().unwrap().len(), 6);
+    assert_eq!(query, ours);
+    // Filters, as pure-ftpwho applies them.
+    let (ours, query) = same_second(
+        || {
+            our_pure_ftpwho(
+                fixture.path(),
+                &["-s", "-n", "--user", "alice", "--state", "upload"],
+            )
+        },
+        || {
+            responder
+                .query(&["-s", "-n", "--user", "alice", "--state", "upload"])
+                .stdout
+        },
+    );
+    assert_eq!(query, ours);
+    assert_eq!(query.split(|&b| b == b'\n').count(), 2);
+}
+
+#[test]
+fn host_names_are_resolved_as_the_c_tool_resolves_them() {
+    let mut fixture = Fixture::empty();
+    let mut e = entry(
+        pureftpd_systemd::scoreboard::State::Idle,
+        b"alice",
+        "127.0.0.1:40001",
+        "127.0.0.1:21",
+        61,
+    );
+    e.filename = b"x".to_vec();
+    fixture.add(e);
+    let responder = Responder::start(fixture.path(), &[]);
+    for flags in [&[][..], &["-v"], &["-s"]] {
+        let (c, query) = same_second(
+            || c_pure_ftpwho(fixture.path(), flags),
+            || responder.query(flags).stdout,
+        );
+        assert_eq!(String::from_utf8_lossy(&query), String::from_utf8_lossy(&c));
+    }
+}
+
+#[test]
+fn stale_entries_are_left_alone() {
+    let mut fixture = Fixture::varied();
+    let stale = fixture.add_stale();
+    let responder = Responder::start(fixture.path(), &[]);
+    let out = responder.query(&["-s", "-n"]);
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ghost"));
+    assert!(stale.exists(), "the read-only responder removed a file");
+    let out = responder.query(&["--stats"]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("sessions: 6\n"), "{text}");
+    assert!(text.contains("skipped: 1\n"), "{text}");
+    assert!(text.contains("download: 2\n"), "{text}");
+    assert!(text.contains("users: 5\n"), "{text}");
+}
+
+#[test]
+fn openmetrics_passes_promtool() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &["--top-users", "2"]);
+    let out = responder.query(&["--openmetrics"]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout.clone()).unwrap();
+    for expected in [
+        "pureftpd_sessions{state=\"idle\"} 2\n",
+        "pureftpd_sessions{state=\"download\"} 2\n",
+        "pureftpd_sessions{state=\"upload\"} 1\n",
+        "pureftpd_users 5\n",
+        "pureftpd_user_sessions{user=\"alice\"} 2\n",
+        "pureftpd_transfer_bytes{state=\"upload\"} 2999000\n",
+    ] {
+        assert!(text.contains(expected), "{expected} missing in\n{text}");
+    }
+    assert_eq!(text.matches("pureftpd_user_sessions{").count(), 2);
+    assert!(text.ends_with("# EOF\n"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) is installed by scripts/install-deps");
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&out.stdout)
+        .unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    // promtool does fail on broken input.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"# TYPE x gauge\nx{a=\"b} 1\n")
+        .unwrap();
+    assert!(!promtool.wait().unwrap().success());
+}
+
+#[test]
+fn exit_codes_say_what_went_wrong() {
+    let dir = open_tempdir();
+    let out = run_query(&dir.path().join("nothing.sock"), &["-s"], None);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+    // A responder whose scoreboard is missing answers with an error.
+    let responder = Responder::start(&dir.path().join("no-scoreboard"), &[]);
+    let out = responder.query(&["-s"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("scoreboard"), "{stderr}");
+    let out = responder.query(&["-s", "-x"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = responder.query(&["--ping"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ftpwhod "));
+}
+
+#[test]
+fn watch_redraws_on_a_terminal_and_appends_otherwise() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    let batch = responder.query(&["-s", "-n", "--watch", "0.1", "--iterations", "3"]);
+    assert!(batch.status.success());
+    assert_eq!(batch.stdout.split(|&b| b == b'\n').count(), 3 * 6 + 1);
+    assert!(!batch.stdout.contains(&0x1b));
+    // `script` gives the client a terminal.
+    let command = format!(
+        "{QUERY} --socket {} -s -n --watch 0.1 --iterations 2",
+        responder.socket.display()
+    );
+    let tty = Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(tty.status.success(), "{tty:?}");
+    let text = String::from_utf8_lossy(&tty.stdout);
+    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 2, "{text:?}");
+}
+
+#[test]
+fn the_responder_exits_when_idle() {
+    let fixture = Fixture::empty();
+    let mut responder = Responder::start(fixture.path(), &["--idle-timeout", "2"]);
+    let last_client = Instant::now();
+    assert!(responder.query(&["--ping"]).status.success());
+    let status = loop {
+        if let Some(status) = responder.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            last_client.elapsed() < Duration::from_secs(20),
+            "still running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(
+        last_client.elapsed() >= Duration::from_secs(2),
+        "exited early"
+    );
+    assert!(!responder.socket.exists(), "the socket it bound is removed");
+    assert!(responder
+        .log_text()
+        .contains("idle, exiting after 1 queries"));
+}
+
+/// As systemd starts it: the listening socket passed in `LISTEN_FDS`.
+/// A member of the group, not root, sees the lines root sees with the C
+/// `pure-ftpwho -s`.
+#[test]
+fn socket_activation_serves_a_member_then_exits_when_idle() {
+    let fixture = Fixture::varied();
+    let gid = test_group();
+    let dir = open_tempdir();
+    let socket = dir.path().join("pure-ftpwho.sock");
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg(FTPWHOD)
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .arg("--scoreboard")
+        .arg(fixture.path())
+        .args(["--group", TEST_GROUP, "--idle-timeout", "1"])
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&socket);
+    std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let member = Creds {
+        groups: vec![gid],
+        ..Creds::nobody()
+    };
+    let (c, query) = same_second(
+        || c_pure_ftpwho(fixture.path(), &["-s", "-n"]),
+        || {
+            let out = run_query(&socket, &["-s", "-n"], Some(&member));
+            assert!(out.status.success(), "{out:?}");
+            out.stdout
+        },
+    );
+    assert_eq!(query, c);
+    assert_eq!(
+        run_query(&socket, &["-s"], Some(&Creds::nobody()))
+            .status
+            .code(),
+        Some(4)
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = activator.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = activator.kill();
+            let _ = activator.wait();
+            panic!("the socket-activated responder did not exit when idle");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    activator
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("idle, exiting after"), "{stderr}");
+}
