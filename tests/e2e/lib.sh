@@ -139,11 +139,12 @@ ftp_login() {
     ct -t 15 curl -sS --max-time 10 --list-only "$(ftp_url)" >/dev/null
 }
 
-# start_ftpd: Debian's pure-ftpd (no -B), supervised by the container's
-# systemd as a transient unit, with the upload pipe (-o) and the scoreboard.
+# start_ftpd: Debian's pure-ftpd (no -B) with the upload pipe (-o) and the
+# scoreboard, supervised by the container's systemd (e2e-ftpd.service,
+# written by case_setup).
 start_ftpd() {
-    ct systemd-run --quiet --unit="$FTPD_UNIT" \
-        /usr/sbin/pure-ftpd -S "127.0.0.1,$FTP_PORT" -l unix -o -j -E
+    ct systemctl reset-failed "$FTPD_UNIT" 2>/dev/null || true
+    ct systemctl start "$FTPD_UNIT"
 }
 
 stop_ftpd() {
@@ -155,7 +156,6 @@ stop_ftpd() {
 ensure_ftpd() {
     if ! unit_is "$FTPD_UNIT" active; then
         note "starting pure-ftpd ($FTPD_UNIT)"
-        ct systemctl reset-failed "$FTPD_UNIT" 2>/dev/null || true
         start_ftpd
     fi
     wait_until 15 "an FTP login to pure-ftpd on 127.0.0.1:$FTP_PORT" ftp_login
@@ -191,6 +191,26 @@ all_processed() {
     for f in "$@"; do
         n=$(jq -s --arg f "$f" '[.[] | select(.UPLOAD_FILE == $f)] | length' <<<"$json")
         [ "$n" -ge 1 ] || return 1
+    done
+}
+
+# wait_processed SECONDS FILE...: waits until each FILE has a processed
+# entry; fails naming the files that have none.
+wait_processed() {
+    local secs=$1 f n json
+    shift
+    local deadline=$((SECONDS + secs))
+    until all_processed "$@"; do
+        if [ "$SECONDS" -ge "$deadline" ]; then
+            local -a missing=()
+            json=$(processed_json)
+            for f in "$@"; do
+                n=$(jq -s --arg f "$f" '[.[] | select(.UPLOAD_FILE == $f)] | length' <<<"$json")
+                [ "$n" -ge 1 ] || missing+=("${f##*/}")
+            done
+            fail "${#missing[@]} of $# uploads have no processed journal entry after ${secs}s: ${missing[*]}"
+        fi
+        sleep 0.3
     done
 }
 
