@@ -467,6 +467,29 @@ fn add_bad_files(board: &mut Board, live: &LivePids) {
     board.write_raw("not-a-client", &good, 0o600);
 }
 
+/// Records whose strings lack their NUL: C's `%s` runs on into the next
+/// field, and past the file name to the end of the record.
+fn add_unterminated(board: &mut Board, live: &LivePids) {
+    let l = Layout::DEBIAN;
+    let mut e = entry(live.pid(1), b"");
+    e.peer = v4("192.0.2.10:1");
+    e.local = v4("192.0.2.1:21");
+    let mut bytes = e.to_bytes(&l).unwrap();
+    bytes[l.account_offset..l.account_offset + l.account_len].fill(b'A');
+    bytes[l.filename_offset..l.filename_offset + 5].copy_from_slice(b"/file");
+    let name = board.name();
+    board.write_raw(&name, &bytes, 0o600);
+    bytes[l.filename_offset..l.filename_offset + l.filename_len].fill(b'F');
+    let name = board.name();
+    board.write_raw(&name, &bytes, 0o600);
+    bytes[l.filename_offset + l.filename_len..].fill(b'P');
+    let name = board.name();
+    board.write_raw(&name, &bytes, 0o600);
+    bytes[l.filename_offset + l.filename_len + 2] = 0;
+    let name = board.name();
+    board.write_raw(&name, &bytes, 0o600);
+}
+
 const CASES: &[&[&str]] = &[
     &[],
     &["-v"],
@@ -495,6 +518,7 @@ fn every_format_matches_the_c_tool() {
         board.add(&e);
     }
     add_bad_files(&mut board, &live);
+    add_unterminated(&mut board, &live);
     let sandbox = Sandbox {
         scoreboard: Some(board.dir.clone()),
         hosts,
@@ -520,7 +544,7 @@ fn every_format_matches_the_c_tool() {
     // less the ones C cannot print.
     let (c, _) = sandbox.both(&["-s", "-n"], &["-s", "-n"], false);
     let lines = c.stdout.iter().filter(|&&b| b == b'\n').count();
-    let expected = crafted(t, &live).iter().filter(|e| printable(e)).count();
+    let expected = crafted(t, &live).iter().filter(|e| printable(e)).count() + 4;
     assert!(expected > 60);
     assert_eq!(lines, expected);
 }

@@ -86,35 +86,34 @@ fn oversize_requests_get_an_answer_then_the_connection_closes() {
     assert_eq!(error_code(&responder.raw(&line)), ErrorCode::TooLarge);
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    /// Whatever the bytes of a request line, exactly one answer line comes
-    /// back, and the responder lives on.
-    #[test]
-    fn any_request_line_gets_exactly_one_answer(
-        bytes in prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..600),
-            "\\{\"v\":[0-9],\"op\":\"[a-z]{0,6}\"(,\"[a-z]{1,7}\":(null|true|1|\"[a-z]{0,5}\"))?\\}"
-                .prop_map(String::into_bytes),
-        ]
-    ) {
-        thread_local! {
-            static SETUP: (Fixture, Responder) = {
-                let fixture = Fixture::empty();
-                let responder = Responder::start(fixture.path(), &["--request-timeout", "2"]);
-                (fixture, responder)
-            };
-        }
-        let mut line: Vec<u8> = bytes.into_iter().filter(|&b| b != b'\n').collect();
-        line.push(b'\n');
-        let lines = SETUP.with(|(_, r)| r.raw(&line));
-        prop_assert_eq!(lines.len(), 1, "{:?}", lines);
-        let response = Response::from_line(lines[0].as_bytes()).unwrap();
-        prop_assert_eq!(response.ok, response.error.is_none());
-        let ping = SETUP.with(|(_, r)| r.raw(b"{\"v\":1,\"op\":\"ping\"}\n"));
-        prop_assert!(answer(&ping[0]).ok);
-    }
+/// Whatever the bytes of a request line, exactly one answer line comes
+/// back, and the responder lives on.
+#[test]
+fn any_request_line_gets_exactly_one_answer() {
+    let fixture = Fixture::empty();
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "2"]);
+    let lines = prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..600),
+        "\\{\"v\":[0-9],\"op\":\"[a-z]{0,6}\"(,\"[a-z]{1,7}\":(null|true|1|\"[a-z]{0,5}\"))?\\}"
+            .prop_map(String::into_bytes),
+    ];
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    });
+    runner
+        .run(&lines, |bytes| {
+            let mut line: Vec<u8> = bytes.into_iter().filter(|&b| b != b'\n').collect();
+            line.push(b'\n');
+            let lines = responder.raw(&line);
+            prop_assert_eq!(lines.len(), 1, "{:?}", lines);
+            let response = Response::from_line(lines[0].as_bytes()).unwrap();
+            prop_assert_eq!(response.ok, response.error.is_none());
+            let ping = responder.raw(b"{\"v\":1,\"op\":\"ping\"}\n");
+            prop_assert!(answer(&ping[0]).ok);
+            Ok(())
+        })
+        .unwrap();
 }
 
 #[test]
@@ -184,18 +183,31 @@ fn connections_over_the_bound_are_told_busy() {
         fixture.path(),
         &["--max-connections", "2", "--request-timeout", "5"],
     );
+    // Once `a` is being served (its own stats answer says two connections
+    // are open, and nothing else connects meanwhile) ...
     let _a = UnixStream::connect(&responder.socket).unwrap();
-    let _b = UnixStream::connect(&responder.socket).unwrap();
-    // Once both are taken (the responder may not have got to them yet),
-    // a third connection is told to come back later.
     let started = Instant::now();
+    loop {
+        let lines = responder.raw(b"{\"v\":1,\"op\":\"stats\"}\n");
+        let r = answer(&lines[0]);
+        if r.ok && r.stats.unwrap().active_connections == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "a is never served"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // ... and then `b` is too, a third connection is told to come back later.
+    let _b = UnixStream::connect(&responder.socket).unwrap();
     loop {
         let lines = responder.raw(b"{\"v\":1,\"op\":\"ping\"}\n");
         if !answer(&lines[0]).ok {
             assert_eq!(error_code(&lines), ErrorCode::Busy);
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(4), "never busy");
+        assert!(started.elapsed() < Duration::from_secs(8), "never busy");
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = responder.query(&["--ping"]);
@@ -594,9 +606,9 @@ fn socket_activation_serves_a_member_then_exits_when_idle() {
         ..Creds::nobody()
     };
     let (c, query) = same_second(
-        || c_pure_ftpwho(fixture.path(), &["-s", "-n"]),
+        || c_pure_ftpwho(fixture.path(), &["-s"]),
         || {
-            let out = run_query(&socket, &["-s", "-n"], Some(&member));
+            let out = run_query(&socket, &["-s"], Some(&member));
             assert!(out.status.success(), "{out:?}");
             out.stdout
         },
@@ -629,4 +641,172 @@ fn socket_activation_serves_a_member_then_exits_when_idle() {
         .unwrap();
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("idle, exiting after"), "{stderr}");
+}
+
+/// Under systemd: `READY=1` with a status, `STATUS=` as queries are
+/// served, `WATCHDOG=1` at half the watchdog interval, `STOPPING=1` at the
+/// idle exit.
+#[test]
+fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
+    let fixture = Fixture::varied();
+    let dir = open_tempdir();
+    let notify_path = dir.path().join("notify");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let socket = dir.path().join("ftpwho.sock");
+    let mut child = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .arg("--listen")
+        .arg(&socket)
+        .arg("--scoreboard")
+        .arg(fixture.path())
+        .args(["--idle-timeout", "1.5"])
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut messages = Vec::new();
+    let receive = |messages: &mut Vec<String>| {
+        let mut buf = [0u8; 4096];
+        let n = notify.recv(&mut buf).expect("a notification");
+        messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    };
+    receive(&mut messages);
+    assert!(messages[0].contains("READY=1"), "{messages:?}");
+    assert!(
+        messages[0].contains("STATUS=0 queries served"),
+        "{messages:?}"
+    );
+    wait_for_socket(&socket);
+    let out = run_query(&socket, &["-s", "-n"], None);
+    assert!(out.status.success());
+    while !messages.iter().any(|m| m.contains("STOPPING=1")) {
+        receive(&mut messages);
+    }
+    assert!(child.wait().unwrap().success());
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.starts_with("STATUS=1 queries served")),
+        "{messages:?}"
+    );
+    // 1.5 s at a 100 ms ping interval, whatever the scheduling.
+    let pings = messages.iter().filter(|m| m.trim() == "WATCHDOG=1").count();
+    assert!(pings >= 5, "{pings} watchdog pings: {messages:?}");
+}
+
+#[test]
+fn configuration_errors_name_the_file_and_line() {
+    let dir = open_tempdir();
+    let config = dir.path().join("ftpwhod.toml");
+    std::fs::write(&config, "group = \"ftpwho\"\nidle_timeout = \"soon\"\n").unwrap();
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}:2:", config.display())),
+        "{stderr}"
+    );
+    // Drop-ins override the main file; the command line overrides both.
+    std::fs::write(&config, "group = \"staff\"\ntop_users = 3\n").unwrap();
+    std::fs::create_dir(dir.path().join("ftpwhod.d")).unwrap();
+    std::fs::write(dir.path().join("ftpwhod.d/10-x.toml"), "top_users = 4\n").unwrap();
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .args(["--check-config", "--idle-timeout", "7"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("group = \"staff\"\n"), "{text}");
+    assert!(text.contains("top_users = 4\n"), "{text}");
+    assert!(text.contains("idle_timeout = 7\n"), "{text}");
+    // Without a socket from systemd nor --listen: a usage error.
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .env_remove("LISTEN_FDS")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no listening socket"));
+}
+
+#[test]
+fn count_and_stats_from_the_command_line() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    let count = |args: &[&str]| String::from_utf8(responder.query(args).stdout).unwrap();
+    assert_eq!(count(&["--count", "Alice"]), "2\n");
+    assert_eq!(count(&["--count", "alice", "--state", "upload"]), "1\n");
+    assert_eq!(count(&["--count", "nobody-at-all"]), "0\n");
+    let out = responder.query(&["--stats", "--json"]);
+    let stats: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(stats["sessions"], 6);
+    assert_eq!(stats["upload"], 1);
+    assert_eq!(stats["idle"], 2);
+    assert!(stats["requests"].as_u64().unwrap() >= 4);
+}
+
+/// As the packaged unit runs it: not root, with only the capability to
+/// bypass read permission checks, behind a socket passed by systemd.
+#[test]
+fn an_unprivileged_responder_with_read_search_reads_a_root_only_scoreboard() {
+    let mut fixture = Fixture::varied();
+    let stale = fixture.add_stale();
+    std::fs::set_permissions(
+        fixture.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let dir = open_tempdir();
+    let socket = dir.path().join("pure-ftpwho.sock");
+    let mut activator = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&socket)
+        .arg("setpriv")
+        .args(setpriv(&Creds::nobody()))
+        .args([
+            "--inh-caps=+dac_read_search",
+            "--ambient-caps=+dac_read_search",
+        ])
+        .arg(FTPWHOD)
+        .arg("--config")
+        .arg(dir.path().join("none.toml"))
+        .arg("--scoreboard")
+        .arg(fixture.path())
+        .args(["--idle-timeout", "30"])
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_socket(&socket);
+    let out = run_query(&socket, &["-s", "-n"], None);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.split(|&b| b == b'\n').count(), 7);
+    assert!(stale.exists(), "the responder removed a stale entry");
+    // (The C tool removes it.)
+    let (c, query) = same_second(
+        || c_pure_ftpwho(fixture.path(), &["-s", "-n"]),
+        || run_query(&socket, &["-s", "-n"], None).stdout,
+    );
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert_eq!(query, c);
 }

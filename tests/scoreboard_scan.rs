@@ -371,3 +371,42 @@ fn counts_sessions_like_the_server() {
     assert_eq!(sb.count_sessions(b"BOB").unwrap(), 2);
     assert_eq!(sb.count_sessions(b"carol").unwrap(), 1);
 }
+
+#[test]
+fn large_scoreboards_find_stale_entries_too() {
+    // From 32 names on, pids are checked against one listing of /proc.
+    let live = LivePids::spawn(3);
+    let mut board = Board::new();
+    for i in 0..40 {
+        board.add(&entry(live.pid(i), format!("user{i}").as_bytes()));
+    }
+    let stale = board.add(&entry(dead_pid(), b"gone"));
+    let mut special = entry(0, b"pid0");
+    special.state = State::Upload;
+    board.add(&special);
+    let scan = scan(&board);
+    assert_eq!(scan.entries.len(), 41, "{:?}", scan.notes);
+    assert!(!scan.entries.iter().any(|e| e.account == b"gone"));
+    assert!(!stale.exists());
+    assert_eq!(scan.notes.len(), 1, "{:?}", scan.notes);
+}
+
+#[test]
+fn long_file_names_are_read_whole() {
+    let live = LivePids::spawn(1);
+    let mut board = Board::new();
+    for len in [0usize, 1, 63, 64, 65, 129, 1000, 1023, 2000] {
+        let mut e = entry(live.pid(0), format!("len{len}").as_bytes());
+        e.filename = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        board.add(&e);
+    }
+    let scan = scan(&board);
+    assert_eq!(scan.entries.len(), 9);
+    for e in &scan.entries {
+        let len: usize = std::str::from_utf8(&e.account[3..])
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(e.filename.len(), len.min(1023), "{len}");
+    }
+}

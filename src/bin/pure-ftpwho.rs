@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use pureftpd_systemd::cli::ftpwho::{self as cli, Args};
-use pureftpd_systemd::report::{self, Format};
+use pureftpd_systemd::report::{Report, SessionBuilder};
 use pureftpd_systemd::scoreboard::{Scoreboard, ScoreboardError};
 
 fn main() -> ExitCode {
@@ -70,26 +70,35 @@ fn run(args: &Args) -> u8 {
     let format = args.format(std::env::var_os("GATEWAY_INTERFACE").is_some());
     // SAFETY: time(NULL) has no preconditions; C uses it for "now".
     let now = unsafe { libc::time(std::ptr::null_mut()) };
-    let scan = match scoreboard.scan() {
-        Ok(scan) => scan,
+    let mut sessions = SessionBuilder::new(now, args.numeric(), args.filter());
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    // Sessions are printed as they are read; the header comes with the
+    // first one, so a missing directory prints nothing, as in C.
+    let mut report = Report::new(format, &mut out);
+    let mut write_error = None;
+    let scanned = scoreboard.scan_each(|entry| {
+        if write_error.is_none() {
+            if let Some(session) = sessions.build(entry) {
+                write_error = report.session(&session).err();
+            }
+        }
+    });
+    let notes = match scanned {
+        Ok(notes) => notes,
         Err(err) => return no_scoreboard(&err),
     };
-    for note in &scan.notes {
+    for note in &notes {
         eprintln!("pure-ftpwho: {note}");
     }
-    let sessions =
-        report::sessions_from_entries(&scan.entries, now, args.numeric(), &args.filter());
-    match print(format, &sessions) {
+    let written = match write_error {
+        Some(err) => Err(err),
+        None => report.finish(),
+    };
+    match written.and_then(|()| out.flush()) {
         Ok(()) => cli::EXIT_OK,
         Err(err) => output_error(err),
     }
-}
-
-fn print(format: Format, sessions: &[report::Session]) -> io::Result<()> {
-    let stdout = io::stdout();
-    let mut out = io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    report::render(format, sessions, &mut out)?;
-    out.flush()
 }
 
 /// Root may read; so may the owner of the scoreboard directory.

@@ -346,9 +346,12 @@ pub struct Entry {
     pub total_size: i64,
     /// Bytes of the file transferred so far (including `restart_at`).
     pub current_size: i64,
-    /// Account name, raw bytes up to the first NUL.
+    /// Account name, raw bytes up to the first NUL (which a well-formed
+    /// record has within the field; otherwise, as C reads it, up to the
+    /// first NUL after it or the end of the record).
     pub account: Vec<u8>,
-    /// File name, raw bytes up to the first NUL.
+    /// File name, raw bytes up to the first NUL (or, as for `account`, the
+    /// end of the record).
     pub filename: Vec<u8>,
 }
 
@@ -423,8 +426,10 @@ impl Entry {
                 expected: layout.size,
             });
         }
-        let account = &bytes[layout.account_offset..layout.account_offset + layout.account_len];
-        let filename = &bytes[layout.filename_offset..layout.filename_offset + layout.filename_len];
+        // Like C's `%s`, a string without its NUL runs on into what
+        // follows it in the record (the server always writes the NUL).
+        let account = &bytes[layout.account_offset..];
+        let filename = &bytes[layout.filename_offset..];
         Ok(Entry {
             state: State::from_raw(read_i32(bytes, offsets::STATE)),
             pid: read_i32(bytes, offsets::PID),
@@ -564,54 +569,65 @@ impl Scoreboard {
     /// live, non-free sessions in directory order, and a note for every
     /// file that was skipped, removed as stale, or read without its lock.
     pub fn scan(&self) -> Result<Scan, ScoreboardError> {
+        let mut entries = Vec::new();
+        let notes = self.scan_each(|entry| entries.push(entry))?;
+        Ok(Scan { entries, notes })
+    }
+
+    /// Like [`scan`](Self::scan), but hands each live, non-free entry to
+    /// `each` as soon as it is read, keeping none; returns the notes.
+    pub fn scan_each(&self, mut each: impl FnMut(Entry)) -> Result<Vec<String>, ScoreboardError> {
         let mut dir = self.open_dir()?;
         let dir_fd = dir.fd();
         let owners = Owners::of_dir(dir_fd);
-        let mut scan = Scan::default();
-        let mut buf = vec![0u8; self.max_record_size()];
-        let mut locking = Locking::Ofd;
+        let mut names = Names::default();
+        let mut notes = Vec::new();
+        let mut dir_error = None;
         while let Some(name) = dir.next_name() {
-            let name = match name {
-                Ok(name) => name,
+            match name {
+                Ok(name) if name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) => names.push(name),
+                Ok(_) => {}
                 Err(err) => {
-                    scan.notes.push(format!("reading the directory: {err}"));
+                    dir_error = Some(format!("reading the directory: {err}"));
                     break;
                 }
-            };
-            if !name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) {
-                continue;
             }
+        }
+        let names = names.list();
+        let live = Liveness::for_entries(names.len());
+        let mut buf = vec![0u8; self.max_record_size()];
+        let mut locking = Locking::Ofd;
+        for &name in &names {
             let shown = || name.to_string_lossy().into_owned();
-            match self.read_one(dir_fd, name, &owners, &mut buf, &mut locking) {
+            match self.read_one(dir_fd, name, &owners, &live, &mut buf, &mut locking) {
                 Read::Entry(entry, unlocked) => {
                     if let Some(why) = unlocked {
-                        scan.notes
-                            .push(format!("{}: read without its lock: {why}", shown()));
+                        notes.push(format!("{}: read without its lock: {why}", shown()));
                     }
                     if entry.state != State::Free {
-                        scan.entries.push(*entry);
+                        each(entry);
                     }
                 }
-                Read::Skipped(why) => scan.notes.push(format!("{}: skipped: {why}", shown())),
+                Read::Skipped(why) => notes.push(format!("{}: skipped: {why}", shown())),
                 Read::Stale(pid) => {
                     if self.options.remove_stale {
                         match unlink_at(dir_fd, name) {
-                            Ok(()) => scan
-                                .notes
-                                .push(format!("{}: removed: process {pid} is gone", shown())),
-                            Err(err) => scan.notes.push(format!(
+                            Ok(()) => {
+                                notes.push(format!("{}: removed: process {pid} is gone", shown()))
+                            }
+                            Err(err) => notes.push(format!(
                                 "{}: process {pid} is gone, cannot remove: {err}",
                                 shown()
                             )),
                         }
                     } else {
-                        scan.notes
-                            .push(format!("{}: skipped: process {pid} is gone", shown()));
+                        notes.push(format!("{}: skipped: process {pid} is gone", shown()));
                     }
                 }
             }
         }
-        Ok(scan)
+        notes.extend(dir_error);
+        Ok(notes)
     }
 
     fn max_record_size(&self) -> usize {
@@ -626,6 +642,7 @@ impl Scoreboard {
         dir_fd: RawFd,
         name: &CStr,
         owners: &Owners,
+        live: &Liveness,
         buf: &mut [u8],
         locking: &mut Locking,
     ) -> Read {
@@ -671,10 +688,8 @@ impl Scoreboard {
         };
         let unlocked = lock_shared(fd.as_raw_fd(), self.options.lock_timeout, locking).err();
         let record = &mut buf[..layout.size];
-        match pread_full(fd.as_raw_fd(), record) {
-            Ok(n) if n == layout.size => {}
-            Ok(n) => return Read::Skipped(format!("short read of {n} bytes")),
-            Err(err) => return Read::Skipped(format!("cannot read: {err}")),
+        if let Err(why) = read_record(fd.as_raw_fd(), &layout, record) {
+            return Read::Skipped(why);
         }
         // Closing the descriptor releases the read lock.
         drop(fd);
@@ -682,10 +697,10 @@ impl Scoreboard {
             Ok(entry) => entry,
             Err(err) => return Read::Skipped(err.to_string()),
         };
-        if !process_exists(entry.pid) {
+        if !live.exists(entry.pid) {
             return Read::Stale(entry.pid);
         }
-        Read::Entry(Box::new(entry), unlocked)
+        Read::Entry(entry, unlocked)
     }
 
     /// How many sessions `user` has, as the server counts them at login
@@ -741,9 +756,37 @@ impl Scoreboard {
     }
 }
 
+/// Directory entry names, stored back to back with their NULs.
+#[derive(Default)]
+struct Names {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Names {
+    fn push(&mut self, name: &CStr) {
+        self.bytes.extend_from_slice(name.to_bytes_with_nul());
+        self.ends.push(self.bytes.len());
+    }
+
+    fn list(&self) -> Vec<&CStr> {
+        let mut start = 0;
+        self.ends
+            .iter()
+            .map(|&end| {
+                let name = CStr::from_bytes_with_nul(&self.bytes[start..end])
+                    .expect("names are stored with one NUL");
+                start = end;
+                name
+            })
+            .collect()
+    }
+}
+
+#[allow(clippy::large_enum_variant)]
 enum Read {
     /// A record, with the reason it was read without the lock, if so.
-    Entry(Box<Entry>, Option<String>),
+    Entry(Entry, Option<String>),
     Skipped(String),
     Stale(i32),
 }
@@ -769,6 +812,56 @@ impl Owners {
     fn accepts(&self, uid: u32) -> bool {
         uid == 0 || (self.dir_owned_by_euid && uid == self.euid)
     }
+}
+
+/// Scoreboards with at least this many names check their pids against
+/// one listing of `/proc` instead of one `kill` each.
+const PROC_LISTING_MIN: usize = 32;
+
+/// Whether processes exist, as `kill(pid, 0)` tells: pids seen in one
+/// listing of `/proc` exist; any other pid is asked with `kill`.
+struct Liveness {
+    listed: Option<std::collections::HashSet<i32>>,
+}
+
+impl Liveness {
+    /// The checker for a scan of `entries` names.
+    fn for_entries(entries: usize) -> Liveness {
+        let listed = if entries >= PROC_LISTING_MIN {
+            list_processes()
+        } else {
+            None
+        };
+        Liveness { listed }
+    }
+
+    fn exists(&self, pid: i32) -> bool {
+        match &self.listed {
+            Some(listed) if pid > 0 && listed.contains(&pid) => true,
+            _ => process_exists(pid),
+        }
+    }
+}
+
+/// The pids listed in `/proc`, when it is this pid namespace's procfs
+/// (`/proc/self` names this process).
+fn list_processes() -> Option<std::collections::HashSet<i32>> {
+    let me = std::fs::read_link("/proc/self").ok()?;
+    if me.to_str()?.parse::<u32>().ok()? != std::process::id() {
+        return None;
+    }
+    let mut dir = ScoreboardDir::open(Path::new("/proc")).ok()?;
+    let mut pids = std::collections::HashSet::new();
+    while let Some(name) = dir.next_name() {
+        let name = name.ok()?.to_bytes();
+        if let Some(pid) = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| n.parse::<i32>().ok())
+        {
+            pids.insert(pid);
+        }
+    }
+    Some(pids)
 }
 
 /// True when `pid` exists, as C's `checkproc`: `kill(pid, 0)` succeeds or
@@ -858,8 +951,35 @@ fn pread_at(fd: RawFd, buf: &mut [u8], offset: usize) -> io::Result<usize> {
     Ok(done)
 }
 
-fn pread_full(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
-    pread_at(fd, buf, 0)
+/// Bytes of the file name read with the head of a record; the rest is
+/// read only when the name is longer.
+const FILENAME_HEAD: usize = 64;
+
+/// Reads a record of `layout` into `record`: the head up to the account
+/// and the start of the file name in one `pread`, the rest of the file
+/// name only when no NUL ends it in the head (what follows a NUL is never
+/// looked at, and is zeroed).
+fn read_record(fd: RawFd, layout: &Layout, record: &mut [u8]) -> Result<(), String> {
+    let size = record.len();
+    let filename_end = layout.filename_offset + layout.filename_len;
+    let head = size.min(
+        (layout.account_offset + layout.account_len).max(layout.filename_offset + FILENAME_HEAD),
+    );
+    let read =
+        |record: &mut [u8], from: usize, to: usize| match pread_at(fd, &mut record[from..to], from)
+        {
+            Ok(n) if n == to - from => Ok(()),
+            Ok(n) => Err(format!("short read of {} bytes", from + n)),
+            Err(err) => Err(format!("cannot read: {err}")),
+        };
+    read(record, 0, head)?;
+    let name_ended = filename_end <= head || record[layout.filename_offset..head].contains(&0);
+    if name_ended {
+        record[head..].fill(0);
+        Ok(())
+    } else {
+        read(record, head, size)
+    }
 }
 
 /// Which `fcntl` lock commands work here: open file description locks

@@ -98,7 +98,8 @@ pub struct Args {
     pub state: Option<StateName>,
 
     /// Refresh every SECONDS: in a terminal, clear the screen and redraw;
-    /// otherwise print each result in turn (batch mode).
+    /// otherwise print each result in turn (batch mode). Stops at the first
+    /// error, with its exit status.
     #[arg(long, value_name = "SECONDS", value_parser = positive_seconds)]
     pub watch: Option<f64>,
 

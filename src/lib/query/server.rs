@@ -186,7 +186,7 @@ impl Server {
         systemd::notify_ready(&self.status_line());
         let watchdog = systemd::watchdog_ping_interval();
         let mut next_watchdog = watchdog.map(|d| Instant::now() + d);
-        let mut reported = u64::MAX;
+        let mut reported = 0;
         loop {
             let now = Instant::now();
             let requests = self.shared.counters.requests.load(Ordering::SeqCst);
@@ -446,7 +446,7 @@ fn answer(shared: &Shared, line: &[u8], peer: &Peer, access: &Access) -> Respons
     }
 }
 
-fn denied(shared: &Shared, peer: &Peer, request: &Request, why: &str) -> ProtocolError {
+fn denied(peer: &Peer, request: &Request, why: &str) -> ProtocolError {
     tracing::warn!(
         MESSAGE_ID = DENIED_MESSAGE_ID,
         PEER_UID = peer.uid,
@@ -458,7 +458,6 @@ fn denied(shared: &Shared, peer: &Peer, request: &Request, why: &str) -> Protoco
         peer.uid,
         peer.pid
     );
-    let _ = shared;
     ProtocolError::new(
         ErrorCode::PermissionDenied,
         format!("permission denied: {why}"),
@@ -477,7 +476,6 @@ fn view_user(
         Access::All => Ok((View::All, request.user.clone())),
         Access::Own(name) => match &request.user {
             Some(other) if other != name => Err(denied(
-                shared,
                 peer,
                 request,
                 &format!("uid {} may only see the sessions of {name}", peer.uid),
@@ -485,7 +483,6 @@ fn view_user(
             _ => Ok((View::Own, Some(name.clone()))),
         },
         Access::Denied => Err(denied(
-            shared,
             peer,
             request,
             &format!(
@@ -494,6 +491,19 @@ fn view_user(
             ),
         )),
     }
+}
+
+/// Hands each live entry to `each`, logging what the scan passed over.
+fn scan_each(shared: &Shared, each: impl FnMut(Entry)) -> Result<(), ProtocolError> {
+    let notes = shared
+        .options
+        .scoreboard
+        .scan_each(each)
+        .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
+    for note in &notes {
+        tracing::debug!(note = note.as_str(), "scoreboard");
+    }
+    Ok(())
 }
 
 fn scan(shared: &Shared) -> Result<Vec<Entry>, ProtocolError> {
@@ -516,8 +526,8 @@ fn report_filter(user: Option<&str>, state: Option<State>) -> report::Filter {
     }
 }
 
-/// The report module's format of a wire format (not JSON's or
-/// OpenMetrics', which are handled apart).
+/// The report module's format of a wire format (OpenMetrics is rendered
+/// apart).
 fn report_format(format: OutputFormat) -> report::Format {
     match format {
         OutputFormat::Text => report::Format::Text { verbose: false },
@@ -555,37 +565,43 @@ fn execute(
         }
         Op::List => {
             let (view, user) = view_user(shared, request, peer, access)?;
-            let entries = scan(shared)?;
             let now = unix_now();
             let filter = report_filter(user.as_deref(), request.state.map(|s| s.state()));
             let format = request.format.unwrap_or_default();
             // OpenMetrics shows no addresses: never wait for name lookups.
             let numeric = request.numeric || format == OutputFormat::Openmetrics;
-            let sessions = report::sessions_from_entries(&entries, now, numeric, &filter);
-            let mut out = Vec::new();
+            let mut builder = report::SessionBuilder::new(now, numeric, filter);
             let mut response = Response::ok(Op::List);
             response.format = Some(format);
             response.view = Some(view);
-            match format {
-                OutputFormat::Openmetrics => report::openmetrics::render_sessions(
-                    &sessions,
-                    shared.options.top_users,
-                    &mut out,
-                )
-                .map_err(|e| internal("rendering", e))?,
-                OutputFormat::Json => {
-                    report::render(report::Format::Json, &sessions, &mut out)
-                        .map_err(|e| internal("rendering", e))?;
-                    response.data = Some(
-                        serde_json::from_slice(&out)
-                            .map_err(|e| internal("the JSON report is not JSON", e))?,
-                    );
-                    return Ok(response);
-                }
-                other => report::render(report_format(other), &sessions, &mut out)
-                    .map_err(|e| internal("rendering", e))?,
+            let mut out = Vec::new();
+            if format == OutputFormat::Openmetrics {
+                let mut sessions = Vec::new();
+                scan_each(shared, |e| sessions.extend(builder.build(e)))?;
+                report::openmetrics::render_sessions(&sessions, shared.options.top_users, &mut out)
+                    .map_err(|e| internal("rendering", e))?;
+                response.set_output(out);
+                return Ok(response);
             }
-            response.set_output(out);
+            // Sessions are rendered as they are read, none kept.
+            let mut report = report::Report::new(report_format(format), &mut out);
+            let mut written = Ok(());
+            scan_each(shared, |e| {
+                if let (Some(session), Ok(())) = (builder.build(e), &written) {
+                    written = report.session(&session);
+                }
+            })?;
+            written
+                .and_then(|()| report.finish())
+                .map_err(|e| internal("rendering", e))?;
+            if format == OutputFormat::Json {
+                response.data = Some(
+                    serde_json::from_slice(&out)
+                        .map_err(|e| internal("the JSON report is not JSON", e))?,
+                );
+            } else {
+                response.set_output(out);
+            }
             Ok(response)
         }
         Op::Count => {
@@ -613,7 +629,6 @@ fn execute(
         Op::Stats => {
             if *access != Access::All {
                 return Err(denied(
-                    shared,
                     peer,
                     request,
                     &format!(

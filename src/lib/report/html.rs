@@ -4,8 +4,8 @@
 use std::io::{self, Write};
 
 use super::calc::{kib, per_second, percentage};
-use super::xml::escape;
-use super::Session;
+use super::xml::escape_into;
+use super::{push_u64, Format, Session};
 
 const PAGE_HEAD: &str = r#"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN"
           "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">
@@ -81,54 +81,57 @@ pub fn render(
     embedded: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    super::render(Format::Html { cgi, embedded }, sessions, out)
+}
+
+pub(crate) fn header(cgi: bool, embedded: bool, out: &mut Vec<u8>) {
     if cgi {
-        out.write_all(b"Content-Type: text/html\n\n")?;
+        out.extend_from_slice(b"Content-Type: text/html\n\n");
     }
     if !embedded {
-        out.write_all(PAGE_HEAD.as_bytes())?;
+        out.extend_from_slice(PAGE_HEAD.as_bytes());
     }
-    out.write_all(TABLE_HEAD.as_bytes())?;
-    for s in sessions {
-        row(s, out)?;
-    }
-    out.write_all(TABLE_FOOT.as_bytes())?;
+    out.extend_from_slice(TABLE_HEAD.as_bytes());
+}
+
+pub(crate) fn footer(embedded: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(TABLE_FOOT.as_bytes());
     if !embedded {
-        out.write_all(PAGE_FOOT.as_bytes())?;
+        out.extend_from_slice(PAGE_FOOT.as_bytes());
     }
-    Ok(())
 }
 
 /// A `<td>` holding the escaped bytes, or `&nbsp;` when empty.
-fn cell_or_blank(out: &mut dyn Write, value: &[u8]) -> io::Result<()> {
-    out.write_all(b"    <td>")?;
+fn cell_or_blank(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(b"    <td>");
     if value.is_empty() {
-        out.write_all(b"&nbsp;")?;
+        out.extend_from_slice(b"&nbsp;");
     } else {
-        out.write_all(&escape(value))?;
+        escape_into(value, out);
     }
-    out.write_all(b"</td>\n")
+    out.extend_from_slice(b"</td>\n");
 }
 
-fn row(s: &Session, out: &mut dyn Write) -> io::Result<()> {
-    writeln!(
-        out,
-        "   <tr>\n    <th scope=\"row\">{}</th>",
-        s.entry.pid as i64 as u64
-    )?;
-    cell_or_blank(out, &s.entry.account)?;
-    writeln!(
+fn cell(out: &mut Vec<u8>, value: &[u8]) {
+    out.extend_from_slice(b"    <td>");
+    escape_into(value, out);
+    out.extend_from_slice(b"</td>\n");
+}
+
+pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"   <tr>\n    <th scope=\"row\">");
+    push_u64(out, s.entry.pid as i64 as u64);
+    out.extend_from_slice(b"</th>\n");
+    cell_or_blank(out, &s.entry.account);
+    let _ = writeln!(
         out,
         "    <td>{:02}:{:02}</td>",
         (s.since / 60) / 60,
         (s.since / 60) % 60
-    )?;
-    out.write_all(b"    <td>")?;
-    out.write_all(&escape(s.state_label().as_bytes()))?;
-    out.write_all(b"</td>\n")?;
-    cell_or_blank(out, &s.entry.filename)?;
-    out.write_all(b"    <td>")?;
-    out.write_all(&escape(&s.host))?;
-    out.write_all(b"</td>\n")?;
+    );
+    cell(out, s.state_label().as_bytes());
+    cell_or_blank(out, &s.entry.filename);
+    cell(out, &s.host);
     let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
     if current > 0 {
         let bandwidth = if current > restart {
@@ -137,23 +140,23 @@ fn row(s: &Session, out: &mut dyn Write) -> io::Result<()> {
             0
         };
         if total > 0 {
-            writeln!(
+            let _ = writeln!(
                 out,
                 "    <td>{}/{} ({}% - {} KB/s)</td>",
                 kib(current),
                 kib(total),
                 percentage(current, total),
                 bandwidth
-            )?;
+            );
         } else {
-            writeln!(out, "    <td>{} ({} KB/s)</td>", kib(current), bandwidth)?;
+            let _ = writeln!(out, "    <td>{} ({} KB/s)</td>", kib(current), bandwidth);
         }
     } else {
-        out.write_all(b"    <td>&nbsp;</td>\n")?;
+        out.extend_from_slice(b"    <td>&nbsp;</td>\n");
     }
-    out.write_all(b"    <td>")?;
-    out.write_all(&escape(&s.local_host))?;
-    out.write_all(b":")?;
-    out.write_all(&escape(&s.local_port))?;
-    out.write_all(b"</td>\n   </tr>\n")
+    out.extend_from_slice(b"    <td>");
+    escape_into(&s.local_host, out);
+    out.push(b':');
+    escape_into(&s.local_port, out);
+    out.extend_from_slice(b"</td>\n   </tr>\n");
 }

@@ -165,20 +165,16 @@ fn object(s: &Session) -> Object {
 
 /// Writes the array, one object per line.
 pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
-    if sessions.is_empty() {
-        return out.write_all(b"[]\n");
-    }
-    out.write_all(b"[\n")?;
-    for (i, s) in sessions.iter().enumerate() {
-        out.write_all(b"  ")?;
-        serde_json::to_writer(&mut *out, &object(s))?;
-        out.write_all(if i + 1 < sessions.len() {
-            b",\n"
-        } else {
-            b"\n"
-        })?;
-    }
-    out.write_all(b"]\n")
+    super::render(super::Format::Json, sessions, out)
+}
+
+pub(crate) fn session(s: &Session, first: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(if first { b"[\n  " } else { b",\n  " });
+    serde_json::to_writer(&mut *out, &object(s)).expect("JSON of plain values");
+}
+
+pub(crate) fn footer(empty: bool, out: &mut Vec<u8>) {
+    out.extend_from_slice(if empty { b"[]\n" } else { b"\n]\n" });
 }
 
 #[cfg(test)]

@@ -193,6 +193,35 @@ impl Filter {
     }
 }
 
+/// Turns scoreboard entries into sessions one at a time: resolves their
+/// addresses (remembering answers), applies a [`Filter`].
+pub struct SessionBuilder {
+    now: i64,
+    filter: Filter,
+    resolver: resolve::Resolver,
+}
+
+impl SessionBuilder {
+    /// Sessions at time `now`, host names resolved unless `numeric`.
+    pub fn new(now: i64, numeric: bool, filter: Filter) -> SessionBuilder {
+        SessionBuilder {
+            now,
+            filter,
+            resolver: resolve::Resolver::new(numeric),
+        }
+    }
+
+    /// The session of `entry`, or `None` when it is free, filtered out, or
+    /// its addresses cannot be printed (C leaves such entries out).
+    pub fn build(&mut self, entry: Entry) -> Option<Session> {
+        if entry.state == State::Free || !self.filter.accepts(&entry) {
+            return None;
+        }
+        let (host, local_host, local_port) = self.resolver.resolve(&entry)?;
+        Some(Session::new(entry, self.now, host, local_host, local_port))
+    }
+}
+
 /// Resolves and filters scoreboard entries into sessions at time `now`,
 /// in the order given. Host names are looked up with `getnameinfo`
 /// (numeric only when `numeric`, as `-n`), falling back to the numeric
@@ -204,27 +233,115 @@ pub fn sessions_from_entries(
     numeric: bool,
     filter: &Filter,
 ) -> Vec<Session> {
-    let mut resolver = resolve::Resolver::new(numeric);
+    let mut builder = SessionBuilder::new(now, numeric, filter.clone());
     entries
         .iter()
-        .filter(|e| e.state != State::Free && filter.accepts(e))
-        .filter_map(|e| {
-            let (host, local_host, local_port) = resolver.resolve(e)?;
-            Some(Session::new(e.clone(), now, host, local_host, local_port))
-        })
+        .filter_map(|e| builder.build(e.clone()))
         .collect()
 }
 
 /// Writes `sessions` in `format`, header and footer included.
 pub fn render(format: Format, sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
-    match format {
-        Format::Text { verbose } => text::render(sessions, verbose, out),
-        Format::Html { cgi, embedded } => html::render(sessions, cgi, embedded, out),
-        Format::Xml => xml::render(sessions, out),
-        Format::Plist => plist::render(sessions, out),
-        Format::Shell => shell::render(sessions, out),
-        Format::Json => json::render(sessions, out),
+    let mut report = Report::new(format, out);
+    for s in sessions {
+        report.session(s)?;
     }
+    report.finish()
+}
+
+/// A report written one session at a time. The header is written with the
+/// first session or by [`finish`](Report::finish), so nothing is written
+/// when the report is dropped unfinished and empty.
+pub struct Report<'a> {
+    format: Format,
+    out: &'a mut dyn Write,
+    sessions: usize,
+    started: bool,
+    buf: Vec<u8>,
+}
+
+impl<'a> Report<'a> {
+    /// A report in `format` to `out`.
+    pub fn new(format: Format, out: &'a mut dyn Write) -> Report<'a> {
+        Report {
+            format,
+            out,
+            sessions: 0,
+            started: false,
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    fn start(&mut self) {
+        if !self.started {
+            self.started = true;
+            match self.format {
+                Format::Text { verbose } => text::header(verbose, &mut self.buf),
+                Format::Html { cgi, embedded } => html::header(cgi, embedded, &mut self.buf),
+                Format::Xml => xml::header(&mut self.buf),
+                Format::Plist => plist::header(&mut self.buf),
+                Format::Shell => {}
+                Format::Json => {}
+            }
+        }
+    }
+
+    /// Writes one session.
+    pub fn session(&mut self, s: &Session) -> io::Result<()> {
+        self.start();
+        match self.format {
+            Format::Text { verbose } => text::session(s, verbose, &mut self.buf),
+            Format::Html { .. } => html::session(s, &mut self.buf),
+            Format::Xml => xml::session(s, &mut self.buf),
+            Format::Plist => plist::session(s, &mut self.buf),
+            Format::Shell => shell::session(s, &mut self.buf),
+            Format::Json => json::session(s, self.sessions == 0, &mut self.buf),
+        }
+        self.sessions += 1;
+        self.out.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
+    /// Writes the footer (and the header if no session was written).
+    pub fn finish(mut self) -> io::Result<()> {
+        self.start();
+        match self.format {
+            Format::Text { .. } => self.buf.push(b'\n'),
+            Format::Html { embedded, .. } => html::footer(embedded, &mut self.buf),
+            Format::Xml => self.buf.extend_from_slice(b"</status>\n"),
+            Format::Plist => self
+                .buf
+                .extend_from_slice(b"\t</array>\n</dict>\n</plist>\n"),
+            Format::Shell => {}
+            Format::Json => json::footer(self.sessions == 0, &mut self.buf),
+        }
+        self.out.write_all(&self.buf)
+    }
+}
+
+/// Appends the decimal digits of `n`.
+fn push_u64(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends the decimal digits of `n`, with a minus sign when negative.
+fn push_i64(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    push_u64(out, n.unsigned_abs());
 }
 
 /// C's `ISCTRLCODE`: the bytes the escapers replace.

@@ -4,41 +4,56 @@
 use std::io::{self, Write};
 
 use super::calc::{per_second, percentage};
-use super::xml::escape;
-use super::Session;
+use super::xml::escape_into;
+use super::{push_i64, push_u64, Format, Session};
 
 /// Writes the plist header, one dictionary per session and the footer.
 pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
-    out.write_all(
+    super::render(Format::Plist, sessions, out)
+}
+
+pub(crate) fn header(out: &mut Vec<u8>) {
+    out.extend_from_slice(
         b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?>\n\
           <!DOCTYPE plist PUBLIC \"-//Apple Computer//DTD PLIST 1.0//EN\" \
           \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
           <plist version=\"1.0\">\n<dict>\n\
           \t<key>user-info</key>\n\t<array>\n",
-    )?;
-    for s in sessions {
-        dict(s, out)?;
-    }
-    out.write_all(b"\t</array>\n</dict>\n</plist>\n")
+    );
 }
 
-fn pair(out: &mut dyn Write, key: &str, value: &[u8]) -> io::Result<()> {
-    write!(out, "\t\t\t<key>{key}</key>\n\t\t\t<string>")?;
-    out.write_all(value)?;
-    out.write_all(b"</string>\n")
+fn key(out: &mut Vec<u8>, key: &[u8]) {
+    out.extend_from_slice(b"\t\t\t<key>");
+    out.extend_from_slice(key);
+    out.extend_from_slice(b"</key>\n\t\t\t<string>");
 }
 
-fn dict(s: &Session, out: &mut dyn Write) -> io::Result<()> {
-    let num = |n: &dyn std::fmt::Display| n.to_string().into_bytes();
-    out.write_all(b"\t\t<dict>\n")?;
-    pair(out, "pid", &num(&(s.entry.pid as i64 as u64)))?;
-    pair(out, "account", &escape(&s.entry.account))?;
-    pair(out, "time", &num(&s.since))?;
-    pair(out, "state", s.state_label().as_bytes())?;
-    pair(out, "file", &escape(&s.entry.filename))?;
-    pair(out, "host", &escape(&s.host))?;
-    pair(out, "localhost", &escape(&s.local_host))?;
-    pair(out, "localport", &escape(&s.local_port))?;
+const END: &[u8] = b"</string>\n";
+
+fn text(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    key(out, name);
+    escape_into(value, out);
+    out.extend_from_slice(END);
+}
+
+fn number(out: &mut Vec<u8>, name: &[u8], value: u64) {
+    key(out, name);
+    push_u64(out, value);
+    out.extend_from_slice(END);
+}
+
+pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\t\t<dict>\n");
+    number(out, b"pid", s.entry.pid as i64 as u64);
+    text(out, b"account", &s.entry.account);
+    number(out, b"time", s.since);
+    key(out, b"state");
+    out.extend_from_slice(s.state_label().as_bytes());
+    out.extend_from_slice(END);
+    text(out, b"file", &s.entry.filename);
+    text(out, b"host", &s.host);
+    text(out, b"localhost", &s.local_host);
+    text(out, b"localport", &s.local_port);
     let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
     if current > 0 {
         let bandwidth = if current > restart {
@@ -46,23 +61,26 @@ fn dict(s: &Session, out: &mut dyn Write) -> io::Result<()> {
         } else {
             0
         };
-        pair(out, "resume", &num(&(restart as u64)))?;
-        pair(out, "current_size", &num(&(current as u64)))?;
+        number(out, b"resume", restart as u64);
+        number(out, b"current_size", current as u64);
         if total > 0 {
-            pair(out, "total_size", &num(&(total as u64)))?;
-            pair(out, "percentage", &num(&percentage(current, total)))?;
+            number(out, b"total_size", total as u64);
+            key(out, b"percentage");
+            push_i64(out, i64::from(percentage(current, total)));
+            out.extend_from_slice(END);
         }
-        pair(out, "bandwidth", &num(&bandwidth))?;
+        number(out, b"bandwidth", bandwidth);
     } else {
-        for key in [
-            "resume",
-            "current_size",
-            "total_size",
-            "percentage",
-            "bandwidth",
+        for name in [
+            &b"resume"[..],
+            b"current_size",
+            b"total_size",
+            b"percentage",
+            b"bandwidth",
         ] {
-            pair(out, key, b"")?;
+            key(out, name);
+            out.extend_from_slice(END);
         }
     }
-    out.write_all(b"\t\t</dict>\n")
+    out.extend_from_slice(b"\t\t</dict>\n");
 }

@@ -11,11 +11,15 @@ const NI_MAXSERV: usize = 32;
 /// What one `getnameinfo` call gave: host, and service when asked.
 type Names = Option<(Vec<u8>, Vec<u8>)>;
 
+/// A cache key: the bytes `getnameinfo` reads, and whether the service
+/// was asked for.
+type Key = ([u8; 28], u8, bool);
+
 /// Resolves entries' addresses, remembering answers: the same address
 /// always gets the same name within one listing.
 pub(crate) struct Resolver {
     numeric: bool,
-    cache: HashMap<(Vec<u8>, bool), Names>,
+    cache: HashMap<Key, Names>,
 }
 
 impl Resolver {
@@ -29,6 +33,11 @@ impl Resolver {
     /// Peer host, local host and local port of `entry`, or `None` when C
     /// would skip the entry.
     pub(crate) fn resolve(&mut self, entry: &Entry) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        if self.numeric {
+            if let Some(names) = numeric_ipv4(entry) {
+                return Some(names);
+            }
+        }
         // C passes the peer's length for both addresses.
         let len = if i32::from(entry.peer.family()) == libc::AF_INET {
             std::mem::size_of::<libc::sockaddr_in>()
@@ -41,7 +50,9 @@ impl Resolver {
     }
 
     fn lookup(&mut self, addr: &RawSockaddr, len: usize, service: bool) -> Names {
-        let key = (addr.0[..len].to_vec(), service);
+        let mut bytes = [0u8; 28];
+        bytes[..len].copy_from_slice(&addr.0[..len]);
+        let key = (bytes, len as u8, service);
         if let Some(found) = self.cache.get(&key) {
             return found.clone();
         }
@@ -49,6 +60,29 @@ impl Resolver {
         self.cache.insert(key, found.clone());
         found
     }
+}
+
+/// Numeric names of an IPv4 peer and local address, as `inet_ntop` and
+/// `NI_NUMERICSERV` print them, without a library call.
+fn numeric_ipv4(entry: &Entry) -> Option<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+    let (std::net::SocketAddr::V4(peer), std::net::SocketAddr::V4(local)) =
+        (entry.peer.to_socket_addr()?, entry.local.to_socket_addr()?)
+    else {
+        return None;
+    };
+    let dotted = |ip: &std::net::Ipv4Addr| {
+        let mut out = Vec::with_capacity(15);
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                out.push(b'.');
+            }
+            super::push_u64(&mut out, u64::from(octet));
+        }
+        out
+    };
+    let mut port = Vec::with_capacity(5);
+    super::push_u64(&mut port, u64::from(local.port()));
+    Some((dotted(peer.ip()), dotted(local.ip()), port))
 }
 
 fn lookup_uncached(addr: &RawSockaddr, len: usize, service: bool, numeric: bool) -> Names {

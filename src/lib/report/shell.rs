@@ -5,26 +5,38 @@
 use std::io::{self, Write};
 
 use super::calc::{kib, per_second, percentage};
-use super::{is_ctrl, Session, ESCAPE_BUF};
+use super::{is_ctrl, push_i64, push_u64, Format, Session, ESCAPE_BUF};
 
 /// C's `shell_escaped`: control bytes become `_`, `|` and `\` get a
 /// backslash, other bytes pass unchanged. The result is cut to fit C's
 /// 4127-byte buffer, and an escape pair that would straddle its end is
 /// dropped whole.
 pub fn escape(s: &[u8]) -> Vec<u8> {
-    let last = ESCAPE_BUF - 1;
     let mut out = Vec::with_capacity(s.len() + 4);
+    escape_into(s, &mut out);
+    out
+}
+
+/// [`escape`], appending to `out`.
+pub fn escape_into(s: &[u8], out: &mut Vec<u8>) {
+    if s.len() < ESCAPE_BUF - 1 && !s.iter().any(|&b| is_ctrl(b) || b == b'|' || b == b'\\') {
+        out.extend_from_slice(s);
+        return;
+    }
+    // C's buffer starts at `base`; its last byte, where the terminating
+    // NUL goes, is `base + last`.
+    let base = out.len();
+    let last = ESCAPE_BUF - 1;
     for &b in s {
-        // `out.len()` is where C's write pointer stands; `last` is its
-        // end, where the terminating NUL goes.
+        let at = out.len() - base;
         if is_ctrl(b) {
             out.push(b'_');
         } else if b == b'|' || b == b'\\' {
-            if out.len() == last {
+            if at == last {
                 break;
             }
             out.push(b'\\');
-            if out.len() == last {
+            if at + 1 == last {
                 out.pop();
                 break;
             }
@@ -32,30 +44,26 @@ pub fn escape(s: &[u8]) -> Vec<u8> {
         } else {
             out.push(b);
         }
-        if out.len() - 1 == last {
+        if out.len() - base - 1 == last {
             // C wrote at its end position and stops there: the NUL
             // overwrites that byte.
             out.pop();
             break;
         }
     }
-    out
 }
 
 /// Writes one line per session (no header, no footer).
 pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
-    for s in sessions {
-        line(s, out)?;
-    }
-    Ok(())
+    super::render(Format::Shell, sessions, out)
 }
 
-fn field(out: &mut dyn Write, value: &[u8]) -> io::Result<()> {
-    out.write_all(&escape(value))?;
-    out.write_all(b"|")
+fn field(out: &mut Vec<u8>, value: &[u8]) {
+    escape_into(value, out);
+    out.push(b'|');
 }
 
-fn line(s: &Session, out: &mut dyn Write) -> io::Result<()> {
+pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
     let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
     let mut bandwidth = 0;
     let mut pct = 0;
@@ -67,15 +75,24 @@ fn line(s: &Session, out: &mut dyn Write) -> io::Result<()> {
             pct = percentage(current, total);
         }
     }
-    write!(out, "{}|", s.entry.pid as i64 as u64)?;
-    field(out, &s.entry.account)?;
-    write!(out, "{}|", s.since)?;
-    field(out, s.state_label().as_bytes())?;
-    field(out, &s.entry.filename)?;
-    field(out, &s.host)?;
-    field(out, &s.local_host)?;
-    field(out, &s.local_port)?;
-    writeln!(out, "{}|{}|{}|{}", kib(current), kib(total), pct, bandwidth)
+    push_u64(out, s.entry.pid as i64 as u64);
+    out.push(b'|');
+    field(out, &s.entry.account);
+    push_u64(out, s.since);
+    out.push(b'|');
+    field(out, s.state_label().as_bytes());
+    field(out, &s.entry.filename);
+    field(out, &s.host);
+    field(out, &s.local_host);
+    field(out, &s.local_port);
+    push_u64(out, kib(current));
+    out.push(b'|');
+    push_u64(out, kib(total));
+    out.push(b'|');
+    push_i64(out, i64::from(pct));
+    out.push(b'|');
+    push_u64(out, bandwidth);
+    out.push(b'\n');
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::calc::{per_second, percentage};
-use super::{is_ctrl, Session, ESCAPE_BUF};
+use super::{is_ctrl, push_i64, push_u64, Format, Session, ESCAPE_BUF};
 
 /// C's `xml_escaped`, also used for HTML and plists: control bytes become
 /// `?`, `<`, `>` and `&` become entities, other bytes (Latin-1, UTF-8 or
@@ -11,6 +11,20 @@ use super::{is_ctrl, Session, ESCAPE_BUF};
 /// character that fits in its 4127-byte buffer.
 pub fn escape(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len() + 8);
+    escape_into(s, &mut out);
+    out
+}
+
+/// [`escape`], appending to `out`.
+pub fn escape_into(s: &[u8], out: &mut Vec<u8>) {
+    if s.len() < ESCAPE_BUF
+        && !s
+            .iter()
+            .any(|&b| is_ctrl(b) || matches!(b, b'<' | b'>' | b'&'))
+    {
+        out.extend_from_slice(s);
+        return;
+    }
     let mut left = ESCAPE_BUF - 1;
     for &b in s {
         if left == 0 {
@@ -29,32 +43,45 @@ pub fn escape(s: &[u8]) -> Vec<u8> {
         out.extend_from_slice(piece);
         left -= piece.len();
     }
-    out
 }
 
 /// Writes the XML declaration, the `<status>` element and its clients.
 pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
-    out.write_all(b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?>\n<status>\n")?;
-    for s in sessions {
-        line(s, out)?;
-    }
-    out.write_all(b"</status>\n")
+    super::render(Format::Xml, sessions, out)
 }
 
-fn attr(out: &mut dyn Write, name: &str, value: &[u8]) -> io::Result<()> {
-    write!(out, " {name}=\"")?;
-    out.write_all(&escape(value))?;
-    out.write_all(b"\"")
+pub(crate) fn header(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?>\n<status>\n");
 }
 
-fn line(s: &Session, out: &mut dyn Write) -> io::Result<()> {
-    write!(out, "  <client pid=\"{}\"", s.entry.pid as i64 as u64)?;
-    attr(out, "account", &s.entry.account)?;
-    write!(out, " time=\"{}\" state=\"{}\"", s.since, s.state_label())?;
-    attr(out, "file", &s.entry.filename)?;
-    attr(out, "host", &s.host)?;
-    attr(out, "localhost", &s.local_host)?;
-    attr(out, "localport", &s.local_port)?;
+fn attr(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.push(b' ');
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"=\"");
+    escape_into(value, out);
+    out.push(b'"');
+}
+
+fn number(out: &mut Vec<u8>, name: &[u8], value: u64) {
+    out.push(b' ');
+    out.extend_from_slice(name);
+    out.extend_from_slice(b"=\"");
+    push_u64(out, value);
+    out.push(b'"');
+}
+
+pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"  <client");
+    number(out, b"pid", s.entry.pid as i64 as u64);
+    attr(out, b"account", &s.entry.account);
+    number(out, b"time", s.since);
+    out.extend_from_slice(b" state=\"");
+    out.extend_from_slice(s.state_label().as_bytes());
+    out.push(b'"');
+    attr(out, b"file", &s.entry.filename);
+    attr(out, b"host", &s.host);
+    attr(out, b"localhost", &s.local_host);
+    attr(out, b"localport", &s.local_port);
     let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
     if current > 0 {
         let bandwidth = if current > restart {
@@ -62,22 +89,17 @@ fn line(s: &Session, out: &mut dyn Write) -> io::Result<()> {
         } else {
             0
         };
-        write!(
-            out,
-            " resume=\"{}\" current_size=\"{}\"",
-            restart as u64, current as u64
-        )?;
+        number(out, b"resume", restart as u64);
+        number(out, b"current_size", current as u64);
         if total > 0 {
-            write!(
-                out,
-                " total_size=\"{}\" percentage=\"{}\"",
-                total as u64,
-                percentage(current, total)
-            )?;
+            number(out, b"total_size", total as u64);
+            out.extend_from_slice(b" percentage=\"");
+            push_i64(out, i64::from(percentage(current, total)));
+            out.push(b'"');
         }
-        write!(out, " bandwidth=\"{bandwidth}\"")?;
+        number(out, b"bandwidth", bandwidth);
     }
-    out.write_all(b" />\n")
+    out.extend_from_slice(b" />\n");
 }
 
 #[cfg(test)]

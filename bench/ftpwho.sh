@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Times this project's `pure-ftpwho -s -n` against Debian's C one on the
+# same crafted scoreboard of 10,000 sessions, in one run, and prints the
+# ratio (target: <= 0.35). Needs root (mount namespace, root-owned entries),
+# Debian's pure-ftpd package and hyperfine (scripts/install-deps).
+#
+#   bench/ftpwho.sh            # 10,000 sessions
+#   SESSIONS=1000 RUNS=20 bench/ftpwho.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sessions=${SESSIONS:-10000}
+runs=${RUNS:-30}
+c_tool=/usr/sbin/pure-ftpwho
+
+[ "$(id -u)" -eq 0 ] || { echo "bench/ftpwho.sh: run as root" >&2; exit 1; }
+[ -x "$c_tool" ] || { echo "bench/ftpwho.sh: $c_tool missing (apt-get install pure-ftpd)" >&2; exit 1; }
+command -v hyperfine >/dev/null || { echo "bench/ftpwho.sh: hyperfine missing (apt-get install hyperfine)" >&2; exit 1; }
+
+cargo build --release --quiet --bin pure-ftpwho
+ours=$PWD/target/release/pure-ftpwho
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Live processes for the entries' pids (pure-ftpwho checks them with kill 0;
+# several entries share one pid, which neither tool minds).
+for _ in 1 2 3 4; do
+    sleep 3600 &
+    pids+=("$!")
+done
+
+mkdir -m 700 "$tmp/pure-ftpd"
+python3 - "$tmp/pure-ftpd" "$sessions" "${pids[@]}" <<'PY'
+import os, socket, struct, sys, time
+
+# Debian 12's FTPWhoEntry: 1464 bytes, account at 304, filename at 433.
+directory, count, pids = sys.argv[1], int(sys.argv[2]), [int(p) for p in sys.argv[3:]]
+now = int(time.time())
+
+def sockaddr(host, port):
+    if ":" in host:
+        raw = struct.pack("<H", socket.AF_INET6) + struct.pack(">HI", port, 0)
+        raw += socket.inet_pton(socket.AF_INET6, host) + struct.pack("<I", 0)
+    else:
+        raw = struct.pack("<H", socket.AF_INET) + struct.pack(">H", port)
+        raw += socket.inet_aton(host)
+    return raw.ljust(128, b"\0")
+
+for i in range(count):
+    state = (1, 2, 3)[i % 3]
+    peer = f"2001:db8::{i % 65536:x}" if i % 10 == 0 else f"198.{18 + i // 65536 % 2}.{i // 256 % 256}.{i % 256}"
+    local = "2001:db8::1" if i % 10 == 0 else "192.0.2.1"
+    total = 700_000_000 + i if state == 2 else 0
+    current = 0 if state == 1 else 123_456 * (i % 1000 + 1)
+    record = struct.pack("<ii", state, pids[i % len(pids)])
+    record += sockaddr(peer, 40000 + i % 20000) + sockaddr(local, 21)
+    record += struct.pack("<qqqqq", now - 60 - i, now - 30 if state != 1 else 0, 0, total, current)
+    record += f"user{i:05d}".encode().ljust(129, b"\0")
+    record += f"/pub/files/archive-{i:05d}.tar.gz".encode().ljust(1024, b"\0")
+    record = record.ljust(1464, b"\0")
+    assert len(record) == 1464
+    path = os.path.join(directory, f"client-{i + 1:08d}")
+    with open(path, "wb") as f:
+        f.write(record)
+    os.chmod(path, 0o600)
+PY
+
+echo "pure-ftpwho -s -n on $sessions crafted sessions, $runs runs each"
+# Both tools read /var/run/pure-ftpd: a private mount namespace puts the
+# crafted scoreboard there.
+unshare --mount --propagation private sh -eu -c '
+    mount -t tmpfs tmpfs /run
+    mkdir -m 700 /run/pure-ftpd
+    mount --bind "$1/pure-ftpd" /run/pure-ftpd
+    "$2" -s -n > "$1/c.out"
+    "$3" -s -n > "$1/ours.out"
+    cmp -s "$1/c.out" "$1/ours.out" || { echo "outputs differ" >&2; exit 1; }
+    echo "outputs identical: $(wc -l < "$1/c.out") lines"
+    hyperfine --shell=none --warmup 3 --runs "$4" --export-json "$1/times.json" \
+        -n C "$2 -s -n" -n ours "$3 -s -n"
+' sh "$tmp" "$c_tool" "$ours" "$runs"
+
+python3 - "$tmp/times.json" <<'PY'
+import json, sys
+results = {r["command"]: r for r in json.load(open(sys.argv[1]))["results"]}
+c, ours = results["C"], results["ours"]
+print(f"C:    mean {c['mean'] * 1000:.2f} ms, median {c['median'] * 1000:.2f} ms")
+print(f"ours: mean {ours['mean'] * 1000:.2f} ms, median {ours['median'] * 1000:.2f} ms")
+print(f"ratio (ours / C, mean): {ours['mean'] / c['mean']:.3f}   target <= 0.35")
+PY
