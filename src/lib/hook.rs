@@ -18,7 +18,8 @@
 //!   without following symlinks, so the program reads exactly what was
 //!   checked even if the name is replaced meanwhile (left out when the
 //!   daemon cannot open the file);
-//! - its own session and process group; on timeout the whole group is
+//! - its own process group (not its own session: a session per run would
+//!   also mean a scheduler autogroup per run); on timeout the whole group is
 //!   killed with `SIGKILL`;
 //! - optionally its standard output and error captured, their last
 //!   [`TAIL_LEN`] bytes reported;
@@ -105,11 +106,7 @@ pub enum ProgramError {
     },
 }
 
-/// Checks that `program` is absolute, exists, is a regular file and can be
-/// executed by `uid`/`gid` (with `gid` as the only group, as the program
-/// will run).
-pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramError> {
-    use std::os::unix::fs::MetadataExt;
+fn program_metadata(program: &Path) -> Result<std::fs::Metadata, ProgramError> {
     if !program.is_absolute() {
         return Err(ProgramError::NotAbsolute(program.to_owned()));
     }
@@ -118,6 +115,15 @@ pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramEr
     if !meta.is_file() {
         return Err(ProgramError::NotRegular(program.to_owned()));
     }
+    Ok(meta)
+}
+
+/// Checks that `program` is absolute, exists, is a regular file and can be
+/// executed by `uid`/`gid` (with `gid` as the only group, as the program
+/// will run).
+pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = program_metadata(program)?;
     let mode = meta.mode();
     let allowed = if uid == 0 {
         mode & 0o111 != 0
@@ -129,6 +135,25 @@ pub fn check_program(program: &Path, uid: u32, gid: u32) -> Result<(), ProgramEr
         mode & 0o001 != 0
     };
     if !allowed {
+        return Err(ProgramError::NotExecutable {
+            path: program.to_owned(),
+            uid,
+            gid,
+        });
+    }
+    Ok(())
+}
+
+/// [`check_program`] for the current identity, all its groups included
+/// (`access(2)` with `X_OK`).
+pub fn check_program_as_self(program: &Path) -> Result<(), ProgramError> {
+    program_metadata(program)?;
+    let c = cstring(program.as_os_str().as_bytes())
+        .map_err(|e| ProgramError::Unusable(program.to_owned(), e))?;
+    // SAFETY: access(2) on a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
+        // SAFETY: plain getters.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         return Err(ProgramError::NotExecutable {
             path: program.to_owned(),
             uid,
@@ -250,9 +275,10 @@ fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in string"))
 }
 
-fn env_var(name: &str, value: &[u8]) -> CString {
+fn env_var(name: impl AsRef<[u8]>, value: &[u8]) -> CString {
+    let name = name.as_ref();
     let mut v = Vec::with_capacity(name.len() + 1 + value.len());
-    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(name);
     v.push(b'=');
     v.extend_from_slice(value);
     // Names and values never hold NUL: they come from C strings, numbers,
@@ -360,8 +386,9 @@ fn file_kind(mode: u32) -> &'static str {
 }
 
 /// Lower-case hex SHA-256 of what `fd` holds, read with `pread` so that
-/// the descriptor's offset stays at 0 for the program.
-pub fn sha256_fd(fd: BorrowedFd<'_>) -> io::Result<String> {
+/// the descriptor's offset stays at 0 for the program. `tick` is called
+/// after every 256 KiB, to keep a watchdog going on large files.
+pub fn sha256_fd(fd: BorrowedFd<'_>, tick: &mut dyn FnMut()) -> io::Result<String> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut offset: libc::off_t = 0;
@@ -380,6 +407,7 @@ pub fn sha256_fd(fd: BorrowedFd<'_>) -> io::Result<String> {
         }
         hasher.update(&buf[..n as usize]);
         offset += n as libc::off_t;
+        tick();
     }
     Ok(hasher
         .finalize()
@@ -587,7 +615,7 @@ impl Hook {
                 {
                     continue;
                 }
-                base_env.push(env_var(&String::from_utf8_lossy(k), v.as_bytes()));
+                base_env.push(env_var(k, v.as_bytes()));
             }
         } else {
             base_env.push(env_var("PATH", CLEAN_PATH.as_bytes()));
@@ -652,7 +680,7 @@ impl Hook {
         let mut sha256 = None;
         if self.config.hash == Some(HashAlgorithm::Sha256) {
             match &fd {
-                Some(fd) => match sha256_fd(fd.as_fd()) {
+                Some(fd) => match sha256_fd(fd.as_fd(), &mut || watch.wake()) {
                     Ok(sum) => sha256 = Some(sum),
                     Err(e) => notes.push(format!("cannot hash the file: {e}")),
                 },
@@ -715,10 +743,11 @@ impl Hook {
                     libc::sigaddset(&mut defaults, sig);
                 }
             }
-            let flags = libc::POSIX_SPAWN_SETSID as libc::c_int
+            let flags = libc::POSIX_SPAWN_SETPGROUP as libc::c_int
                 | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
                 | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
             let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+            rc |= libc::posix_spawnattr_setpgroup(&mut attr, 0);
             rc |= libc::posix_spawnattr_setsigmask(&mut attr, &empty);
             rc |= libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
             rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, self.devnull.as_raw_fd(), 0);

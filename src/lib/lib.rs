@@ -2,9 +2,11 @@
 //!
 //! This library is shared by every binary of the project:
 //! `pure-ftpwho` and `ftpwhod` read the [`scoreboard`] and render it with
-//! [`report`]; `pure-uploadscript` parses the [`upload_pipe`] and runs the
-//! administrator's program through [`hook`]; the daemons talk to systemd
-//! through [`systemd`] and log through [`journal`].
+//! [`report`]; `pure-uploadscript` ([`upload_daemon`]) parses the
+//! [`upload_pipe`], runs the administrator's program through [`hook`] and
+//! logs each upload through [`audit`]; the daemons talk to systemd through
+//! [`systemd`] and log through [`journal`]; [`config`] and [`cli`] hold
+//! their settings.
 #![deny(missing_docs)]
 
 pub mod audit;

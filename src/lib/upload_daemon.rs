@@ -145,6 +145,16 @@ impl Settings {
 
     /// Merges `args` over `file`: what the command line sets wins.
     pub fn merge(args: Args, file: UploadscriptConfig) -> Result<Settings, DaemonError> {
+        Self::merge_for(args, file, systemd::under_systemd())
+    }
+
+    /// [`Settings::merge`], saying whether the daemon runs under systemd
+    /// (which decides the default pid file).
+    pub fn merge_for(
+        args: Args,
+        file: UploadscriptConfig,
+        under_systemd: bool,
+    ) -> Result<Settings, DaemonError> {
         let program = args.run.or(file.run).ok_or_else(|| {
             DaemonError::Usage(format!(
                 "no program to run: give -r PROGRAM, or set run in {CONFIG_PATH}"
@@ -168,7 +178,7 @@ impl Settings {
         let pidfile_required = explicit_pidfile.is_some();
         let pidfile = match explicit_pidfile {
             Some(p) => Some(absolute(p)?),
-            None if !systemd::under_systemd() => Some(DEFAULT_PIDFILE.into()),
+            None if !under_systemd => Some(DEFAULT_PIDFILE.into()),
             None => None,
         };
         let pipe = absolute(
@@ -419,13 +429,10 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     hook::close_inherited_on_exec()
         .map_err(|e| DaemonError::Runtime(format!("cannot mark descriptors close-on-exec: {e}")))?;
     let identity = settings.target_identity();
-    let (check_uid, check_gid) = identity.unwrap_or_else(|| {
-        (
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        )
-    });
-    hook::check_program(&settings.program, check_uid, check_gid)?;
+    match identity {
+        Some((uid, gid)) => hook::check_program(&settings.program, uid, gid)?,
+        None => hook::check_program_as_self(&settings.program)?,
+    }
     let signals = stop_signals()
         .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
 
@@ -483,12 +490,7 @@ fn serve(
         switch_identity(uid, gid)?;
     }
     let program = &settings.program;
-    let cprogram = std::ffi::CString::new(program.as_os_str().as_bytes())
-        .map_err(|_| DaemonError::Usage("NUL byte in the program's path".into()))?;
-    // SAFETY: access(2) on a NUL-terminated path.
-    if unsafe { libc::access(cprogram.as_ptr(), libc::X_OK) } < 0 {
-        return Err(ProgramError::Unusable(program.clone(), io::Error::last_os_error()).into());
-    }
+    hook::check_program_as_self(program)?;
     let hook = Hook::new(HookConfig {
         program: program.clone(),
         timeout: settings.timeout,
@@ -583,4 +585,142 @@ fn serve(
     systemd::notify_stopping();
     tracing::info!("stopped; {}", counts.status_line());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::uploadscript::Timeout;
+    use clap::Parser as _;
+
+    fn args(list: &[&str]) -> Args {
+        Args::try_parse_from(std::iter::once("pure-uploadscript").chain(list.iter().copied()))
+            .unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_the_c_tool() {
+        let s = Settings::merge_for(args(&["-r", "/bin/true"]), Default::default(), false).unwrap();
+        assert_eq!(s.program, PathBuf::from("/bin/true"));
+        assert_eq!(s.pipe, PathBuf::from("/run/pure-ftpd.upload.pipe"));
+        assert_eq!(s.pidfile, Some(PathBuf::from(DEFAULT_PIDFILE)));
+        assert!(!s.pidfile_required);
+        assert_eq!(s.timeout, Some(Duration::from_secs(600)));
+        assert_eq!((s.uid, s.gid), (None, None));
+        assert_eq!(s.hash, None);
+        assert!(!s.keep_env && !s.capture_output && !s.daemonize);
+        assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd/pure-ftpd"));
+        // Under systemd there is no pid file unless asked for.
+        let s = Settings::merge_for(args(&["-r", "/bin/true"]), Default::default(), true).unwrap();
+        assert_eq!(s.pidfile, None);
+        let s = Settings::merge_for(
+            args(&["-r", "/bin/true", "-p", "/run/x.pid"]),
+            Default::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.pidfile, Some(PathBuf::from("/run/x.pid")));
+        assert!(s.pidfile_required);
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_files() {
+        let file = UploadscriptConfig {
+            run: Some("/from/config".into()),
+            uid: Some(Id::Number(1)),
+            gid: Some(Id::Number(2)),
+            timeout: Some(Timeout(None)),
+            hash: Some(Hash::Sha256),
+            keep_env: Some(true),
+            pipe: Some("/run/config.pipe".into()),
+            vhost_dir: Some("/etc/pure-ftpd".into()),
+            ..Default::default()
+        };
+        let s = Settings::merge_for(
+            args(&[
+                "-r",
+                "/bin/true",
+                "-u",
+                "3",
+                "--timeout",
+                "5",
+                "--hash",
+                "none",
+            ]),
+            file.clone(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.program, PathBuf::from("/bin/true"));
+        assert_eq!((s.uid, s.gid), (Some(3), Some(2)));
+        assert_eq!(s.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.hash, None);
+        assert!(s.keep_env);
+        assert_eq!(s.pipe, PathBuf::from("/run/config.pipe"));
+        assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd"));
+        let s = Settings::merge_for(args(&[]), file, true).unwrap();
+        assert_eq!(s.program, PathBuf::from("/from/config"));
+        assert_eq!(s.timeout, None);
+        assert_eq!(s.hash, Some(HashAlgorithm::Sha256));
+    }
+
+    #[test]
+    fn users_and_groups_by_name_or_number() {
+        let s = Settings::merge_for(
+            args(&["-r", "/bin/true", "-u", "nobody"]),
+            Default::default(),
+            true,
+        )
+        .unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert_eq!(
+            (s.uid, s.gid),
+            (Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
+        );
+        // A number alone keeps C's meaning: the group is not implied.
+        let s = Settings::merge_for(
+            args(&["-r", "/bin/true", "-u", "65534"]),
+            Default::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!((s.uid, s.gid), (Some(65534), None));
+        let s = Settings::merge_for(
+            args(&["-r", "/bin/true", "-g", "root"]),
+            Default::default(),
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.gid, Some(0));
+        for bad in [&["-u", "no-such-user-x"][..], &["-g", "no-such-group-x"]] {
+            let mut list = vec!["-r", "/bin/true"];
+            list.extend_from_slice(bad);
+            let e = Settings::merge_for(args(&list), Default::default(), true).unwrap_err();
+            assert_eq!(e.exit_code(), EXIT_USAGE, "{e}");
+        }
+    }
+
+    #[test]
+    fn a_program_is_required_and_absolute() {
+        let e = Settings::merge_for(args(&[]), Default::default(), true).unwrap_err();
+        assert!(e.to_string().starts_with("no program to run"), "{e}");
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+        let e =
+            Settings::merge_for(args(&["-r", "hook.sh"]), Default::default(), true).unwrap_err();
+        assert!(e.to_string().contains("absolute path"), "{e}");
+        assert_eq!(e.exit_code(), EXIT_USAGE);
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_before_chdir() {
+        let s = Settings::merge_for(
+            args(&["-r", "/bin/true", "--pipe", "rel.pipe", "-p", "rel.pid"]),
+            Default::default(),
+            true,
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(s.pipe, cwd.join("rel.pipe"));
+        assert_eq!(s.pidfile, Some(cwd.join("rel.pid")));
+    }
 }

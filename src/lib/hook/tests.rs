@@ -387,4 +387,9 @@ fn programs_are_checked() {
     check_program(&ok, 0, 0).unwrap();
     check_program(&ok, 65534, 0).unwrap();
     assert!(check_program(&ok, 65534, 65534).is_err());
+    check_program_as_self(&ok).unwrap();
+    assert!(check_program_as_self(Path::new("relative")).is_err());
+    std::fs::set_permissions(&ok, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = check_program_as_self(&ok).unwrap_err();
+    assert!(err.to_string().contains("not executable"), "{err}");
 }

@@ -172,8 +172,10 @@ pub fn open_or_create(path: &Path) -> Result<(OwnedFd, bool), FifoError> {
 /// How much is looked at, at most, to find the next record: more than the
 /// longest possible record.
 const PEEK_LEN: usize = 2 * (MAX_USER_LEN + MAX_PATH_LEN + 3);
-/// Read size when peeking is not possible.
+/// Read size when peeking is not possible (also room for a peek and its
+/// check).
 const READ_LEN: usize = 64 * 1024;
+const _: () = assert!(READ_LEN >= 2 * PEEK_LEN);
 
 /// Reads events from the FIFO, one at a time.
 ///
@@ -269,6 +271,29 @@ impl Reader {
         self.end - self.start
     }
 
+    /// Takes out of the FIFO the `used` bytes just looked at (kept at the
+    /// start of the buffer). Another reader of the same FIFO can take them
+    /// first: that is reported, and the parser finds its way at the next
+    /// record.
+    fn consume(&mut self, used: usize) -> io::Result<()> {
+        let (seen, scratch) = self.buf.split_at_mut(used);
+        let mut got = 0;
+        while got < used {
+            match read_some(self.fd.as_fd(), &mut scratch[got..used]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        if scratch[..got] != seen[..got] || got < used {
+            tracing::warn!(
+                "the upload pipe changed while being read: is another reader running on it?"
+            );
+        }
+        Ok(())
+    }
+
     /// The next event among what is in the FIFO now; `Ok(None)` when it is
     /// empty (poll [`Reader::fd`] for more).
     pub fn next_event(&mut self) -> io::Result<Option<Event>> {
@@ -309,7 +334,7 @@ impl Reader {
                 }
                 read_exact(peek_r.as_fd(), &mut self.buf[..n])?;
                 let (used, event) = self.parser.next_event(&self.buf[..n]);
-                read_exact(self.fd.as_fd(), &mut self.buf[..used])?;
+                self.consume(used)?;
                 if event.is_some() {
                     return Ok(event);
                 }
