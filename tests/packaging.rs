@@ -730,3 +730,51 @@ fn upload_reader_sample_configuration_shows_every_key() {
     );
     assert!(shown.run.is_some() && shown.vhost_dir.is_some() && shown.timeout.is_some());
 }
+
+#[test]
+fn rpm_scriptlets_enable_create_disable_in_an_install_erase_cycle() {
+    let rpm = &packages().rpm;
+    let sandbox = Sandbox::new();
+    sandbox.put(rpm, "/tmp/pureftpd-systemd.rpm");
+    // No RPM database describes this Debian system's libraries: --nodeps.
+    let rpm_cmd = "rpm --dbpath /var/lib/pureftpd-systemd-rpmdb";
+    sandbox.ok(&format!(
+        "mkdir -p /var/lib/pureftpd-systemd-rpmdb && {rpm_cmd} --initdb"
+    ));
+    sandbox.ok(&format!("{rpm_cmd} -i --nodeps /tmp/pureftpd-systemd.rpm"));
+    for file in [
+        "/usr/sbin/ftpwhod",
+        "/usr/bin/ftpwho-query",
+        "/usr/libexec/pureftpd-systemd/pure-ftpwho",
+        "/usr/libexec/pureftpd-systemd/pure-uploadscript",
+        "/usr/lib/systemd/system/pure-uploadscript.service",
+        "/etc/pure-uploadscript.toml",
+    ] {
+        sandbox.ok(&format!("test -e {file}"));
+    }
+    // Debian's tools are untouched: the rpm does not take their paths.
+    for (package, path, _) in DIVERTED {
+        assert_eq!(
+            md5_in(&sandbox, path),
+            distribution_md5(package, path),
+            "{path}"
+        );
+    }
+    sandbox.ok("getent group ftpwho");
+    // %post applied the package's preset: the socket and path units are
+    // enabled, the services are not.
+    let enabled = sandbox.ok(
+        "systemctl is-enabled pure-ftpwho.socket pure-uploadscript.path; \
+         systemctl is-enabled pure-uploadscript.service || true",
+    );
+    assert_eq!(enabled, "enabled\nenabled\ndisabled\n");
+    sandbox.ok(&format!("{rpm_cmd} -V --nodeps pureftpd-systemd"));
+
+    sandbox.ok(&format!("{rpm_cmd} -e --nodeps pureftpd-systemd"));
+    sandbox.ok("test ! -e /usr/sbin/ftpwhod && test ! -e /usr/libexec/pureftpd-systemd");
+    sandbox.ok("test ! -e /usr/lib/systemd/system/pure-ftpwho.socket");
+    let links =
+        sandbox.ok("find /etc/systemd/system -name 'pure-*' -o -name 'uploadscript@*' | sort");
+    assert!(links.is_empty(), "enablement left after erase: {links}");
+    sandbox.ok("test ! -e /etc/pure-uploadscript.toml");
+}

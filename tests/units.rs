@@ -336,6 +336,8 @@ fn responder_runs_unprivileged_behind_a_group_socket() {
     assert_eq!(values(&s, "CapabilityBoundingSet"), ["CAP_DAC_READ_SEARCH"]);
     assert_eq!(values(&s, "PrivateNetwork"), ["yes"]);
     assert_eq!(values(&s, "ProtectSystem"), ["strict"]);
+    // strict alone leaves the /run tmpfs, and so the scoreboard, writable.
+    assert_eq!(values(&s, "ReadOnlyPaths"), ["/run"]);
     assert_eq!(values(&s, "RestrictAddressFamilies"), ["AF_UNIX"]);
     assert!(values(&s, "SystemCallFilter").contains(&"@system-service"));
 }
