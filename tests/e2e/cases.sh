@@ -62,6 +62,8 @@ case_setup() {
     ct_write "$HOOK" 0755 <<EOF
 #!/bin/sh
 # Upload program of the end-to-end suite: records argv, ids and environment.
+# Files named *-slow.* keep it busy for 2 s first.
+case "\${1-}" in *-slow.*) /bin/sleep 2 ;; esac
 exec /usr/bin/jq -cn --arg arg "\${1-}" --arg argc "\$#" \\
     --arg uid "\$(/usr/bin/id -u)" --arg gid "\$(/usr/bin/id -g)" \\
     --arg groups "\$(/usr/bin/id -G)" \\
@@ -295,13 +297,16 @@ case_crash_without_loss() {
     require_package
     ensure_ftpd
     unit_is "$READER_UNIT" active || fail "$READER_UNIT is $(unit_state "$READER_UNIT")"
-    local n=30 i k pid restarts0 spid since ftpd_pid
+    local n=40 i k pid restarts0 spid since ftpd_pid name slow=stream-12-slow.dat
     local -a files=()
+    # Upload 12 keeps the program busy for 2 s: the second kill lands while
+    # the reader is in the middle of a record.
     for i in $(seq -w 1 $n); do
-        files+=("$FTP_HOME/stream-$i.dat")
+        name=stream-$i.dat
+        [ "$i" = 12 ] && name=$slow
+        files+=("$FTP_HOME/$name")
+        make_file "$SRC/stream" "$name" $((RANDOM % 5000))
     done
-    cts 'mkdir -p "$1"; for i in $(seq -w 1 "$2"); do head -c $((RANDOM % 5000)) /dev/urandom > "$1/stream-$i.dat"; done' \
-        "$SRC/stream" "$n"
     restarts0=$(unit_prop "$READER_UNIT" NRestarts)
     ftpd_pid=$(main_pid "$FTPD_UNIT")
     since=$(ct date '+%Y-%m-%d %H:%M:%S')
@@ -313,11 +318,16 @@ case_crash_without_loss() {
          echo STREAM DONE' "$SRC/stream" "$(ftp_url)" >"$E2E_WORK/stream.log" 2>&1 &
     spid=$!
     for k in 1 2 3; do
-        sleep 1
+        if [ "$k" = 2 ]; then
+            wait_until 20 "the upload program to run for $slow" \
+                ct pgrep -f -- "e2e-upload-hook .*/$slow"
+        else
+            sleep 1
+        fi
         pid=$(main_pid "$READER_UNIT")
         [ "$pid" != 0 ] || fail "reader has no MainPID before kill $k"
         ct kill -KILL "$pid"
-        note "kill -9 $pid ($k/3)"
+        note "kill -9 $pid ($k/3$([ "$k" = 2 ] && echo ", while the program runs for $slow"))"
         wait_until 15 "systemd to restart the reader after kill $k" main_pid_changed "$READER_UNIT" "$pid"
     done
     if ! kill -0 "$spid" 2>/dev/null; then note "(the upload stream ended before the third kill)"; fi
