@@ -148,11 +148,6 @@ impl Sandbox {
     }
 }
 
-fn now() -> i64 {
-    // SAFETY: time(NULL) has no preconditions.
-    unsafe { libc::time(std::ptr::null_mut()) }
-}
-
 /// Shows bytes with escapes, line by line, for failure messages.
 fn show(bytes: &[u8]) -> String {
     bytes.escape_ascii().to_string().replace("\\n", "\\n\n")
@@ -272,12 +267,12 @@ fn transfer(state: State, xfer_ago: i64, restart: i64, total: i64, current: i64)
 /// and sizes that reach every branch of the C arithmetic.
 fn crafted(now: i64, live: &LivePids) -> Vec<Entry> {
     let peers: Vec<RawSockaddr> = vec![
-        v4("127.0.0.1:40000"),
-        v4("192.0.2.10:40001"),
-        v4("192.0.2.11:40002"),
-        v4("192.0.2.12:40003"),
-        v4("192.0.2.13:40004"),
-        v4("198.51.100.99:40005"),
+        addr("127.0.0.1:40000"),
+        addr("192.0.2.10:40001"),
+        addr("192.0.2.11:40002"),
+        addr("192.0.2.12:40003"),
+        addr("192.0.2.13:40004"),
+        addr("198.51.100.99:40005"),
         v6("2001:db8::10", 40006, 0),
         v6("2001:db8::11", 40007, 0),
         v6("2001:db8::99", 40008, 0),
@@ -287,10 +282,10 @@ fn crafted(now: i64, live: &LivePids) -> Vec<Entry> {
         v6("::1.2.3.4", 40012, 0),
     ];
     let locals: Vec<RawSockaddr> = vec![
-        v4("127.0.0.1:21"),
-        v4("192.0.2.1:2121"),
+        addr("127.0.0.1:21"),
+        addr("192.0.2.1:2121"),
         v6("2001:db8::1", 21, 0),
-        v4("192.0.2.10:65535"),
+        addr("192.0.2.10:65535"),
     ];
     let accounts: Vec<&[u8]> = vec![
         b"alice",
@@ -422,12 +417,12 @@ fn crafted(now: i64, live: &LivePids) -> Vec<Entry> {
     unprintable.peer = RawSockaddr([0xab; 128]);
     entries.push(unprintable);
     let mut mixed = entries[0].clone();
-    mixed.peer = v4("192.0.2.10:1");
+    mixed.peer = addr("192.0.2.10:1");
     mixed.local = v6("2001:db8::1", 21, 0);
     entries.push(mixed);
     let mut mixed = entries[0].clone();
     mixed.peer = v6("2001:db8::10", 1, 0);
-    mixed.local = v4("192.0.2.1:21");
+    mixed.local = addr("192.0.2.1:21");
     entries.push(mixed);
     entries
 }
@@ -472,8 +467,8 @@ fn add_bad_files(board: &mut Board, live: &LivePids) {
 fn add_unterminated(board: &mut Board, live: &LivePids) {
     let l = Layout::DEBIAN;
     let mut e = entry(live.pid(1), b"");
-    e.peer = v4("192.0.2.10:1");
-    e.local = v4("192.0.2.1:21");
+    e.peer = addr("192.0.2.10:1");
+    e.local = addr("192.0.2.1:21");
     let mut bytes = e.to_bytes(&l).unwrap();
     bytes[l.account_offset..l.account_offset + l.account_len].fill(b'A');
     bytes[l.filename_offset..l.filename_offset + 5].copy_from_slice(b"/file");

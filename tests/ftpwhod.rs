@@ -2,9 +2,11 @@
 //! the socket, concurrency, authorization, output against the C
 //! `pure-ftpwho`, idle exit and socket activation.
 
+mod common;
 #[path = "support/ftpwhod.rs"]
 mod support;
 
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
@@ -469,20 +471,7 @@ fn openmetrics_passes_promtool() {
     }
     assert_eq!(text.matches("pureftpd_user_sessions{").count(), 2);
     assert!(text.ends_with("# EOF\n"));
-    let mut promtool = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus) is installed by scripts/install-deps");
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(&out.stdout)
-        .unwrap();
-    let checked = promtool.wait_with_output().unwrap();
+    let checked = promtool_check(&out.stdout);
     assert!(
         checked.status.success(),
         "promtool: {}{}",
@@ -490,20 +479,22 @@ fn openmetrics_passes_promtool() {
         String::from_utf8_lossy(&checked.stderr)
     );
     // promtool does fail on broken input.
+    assert!(!promtool_check(b"# TYPE x gauge\nx{a=\"b} 1\n")
+        .status
+        .success());
+}
+
+/// `promtool check metrics` on `text`.
+fn promtool_check(text: &[u8]) -> std::process::Output {
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    promtool
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"# TYPE x gauge\nx{a=\"b} 1\n")
-        .unwrap();
-    assert!(!promtool.wait().unwrap().success());
+        .expect("promtool (Debian package prometheus) is installed by scripts/install-deps");
+    promtool.stdin.take().unwrap().write_all(text).unwrap();
+    promtool.wait_with_output().unwrap()
 }
 
 #[test]
@@ -584,21 +575,18 @@ fn socket_activation_serves_a_member_then_exits_when_idle() {
     let gid = test_group();
     let dir = open_tempdir();
     let socket = dir.path().join("pure-ftpwho.sock");
-    let mut activator = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&socket)
-        .arg(FTPWHOD)
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
-        .arg("--scoreboard")
-        .arg(fixture.path())
-        .args(["--group", TEST_GROUP, "--idle-timeout", "1"])
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let launcher = [
+        OsStr::new("systemd-socket-activate"),
+        "-l".as_ref(),
+        socket.as_ref(),
+    ];
+    let mut activator = KillOnDrop(
+        ftpwhod_command(launcher, dir.path(), fixture.path())
+            .args(["--group", TEST_GROUP, "--idle-timeout", "1"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     wait_for_socket(&socket);
     std::fs::set_permissions(&socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
     let member = Creds {
@@ -622,18 +610,18 @@ fn socket_activation_serves_a_member_then_exits_when_idle() {
     );
     let started = Instant::now();
     let status = loop {
-        if let Some(status) = activator.try_wait().unwrap() {
+        if let Some(status) = activator.0.try_wait().unwrap() {
             break status;
         }
-        if started.elapsed() > Duration::from_secs(15) {
-            let _ = activator.kill();
-            let _ = activator.wait();
-            panic!("the socket-activated responder did not exit when idle");
-        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the socket-activated responder did not exit when idle"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut stderr = String::new();
     activator
+        .0
         .stderr
         .take()
         .unwrap()
@@ -656,20 +644,13 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
     let socket = dir.path().join("ftpwho.sock");
-    let mut child = Command::new(FTPWHOD)
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
+    let mut child = ftpwhod_command(NO_LAUNCHER, dir.path(), fixture.path())
         .arg("--listen")
         .arg(&socket)
-        .arg("--scoreboard")
-        .arg(fixture.path())
         .args(["--idle-timeout", "1.5"])
         .env("NOTIFY_SOCKET", &notify_path)
         .env("WATCHDOG_USEC", "200000")
         .env_remove("WATCHDOG_PID")
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -781,27 +762,22 @@ fn an_unprivileged_responder_with_read_search_reads_a_root_only_scoreboard() {
     .unwrap();
     let dir = open_tempdir();
     let socket = dir.path().join("pure-ftpwho.sock");
-    let mut activator = Command::new("systemd-socket-activate")
-        .arg("-l")
-        .arg(&socket)
-        .arg("setpriv")
-        .args(setpriv(&Creds::nobody()))
-        .args([
-            "--inh-caps=+dac_read_search",
-            "--ambient-caps=+dac_read_search",
-        ])
-        .arg(FTPWHOD)
-        .arg("--config")
-        .arg(dir.path().join("none.toml"))
-        .arg("--scoreboard")
-        .arg(fixture.path())
-        .args(["--idle-timeout", "30"])
-        .env_remove("JOURNAL_STREAM")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut launcher = vec![
+        "systemd-socket-activate".into(),
+        "-l".into(),
+        socket.clone().into_os_string(),
+        "setpriv".into(),
+    ];
+    launcher.extend(setpriv(&Creds::nobody()).into_iter().map(Into::into));
+    launcher.push("--inh-caps=+dac_read_search".into());
+    launcher.push("--ambient-caps=+dac_read_search".into());
+    let _activator = KillOnDrop(
+        ftpwhod_command(launcher, dir.path(), fixture.path())
+            .args(["--idle-timeout", "30"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_for_socket(&socket);
     let out = run_query(&socket, &["-s", "-n"], None);
     assert!(out.status.success(), "{out:?}");
@@ -812,7 +788,35 @@ fn an_unprivileged_responder_with_read_search_reads_a_root_only_scoreboard() {
         || c_pure_ftpwho(fixture.path(), &["-s", "-n"]),
         || run_query(&socket, &["-s", "-n"], None).stdout,
     );
-    let _ = activator.kill();
-    let _ = activator.wait();
     assert_eq!(query, c);
+}
+
+/// `--check-config` prints the merged settings in the configuration's own
+/// syntax: its output, used as the configuration, prints the same.
+#[test]
+fn check_config_output_reads_back_the_same() {
+    let dir = open_tempdir();
+    let config = dir.path().join("ftpwhod.toml");
+    let check = || {
+        let out = Command::new(FTPWHOD)
+            .arg("--config")
+            .arg(&config)
+            .arg("--check-config")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    for layout in [
+        "\"debian\"",
+        "\"upstream\"",
+        "\"auto\"",
+        "{ max_user_length = 32, filename_len = 4096 }",
+    ] {
+        std::fs::write(&config, format!("layout = {layout}\nidle_timeout = 0\n")).unwrap();
+        let first = check();
+        assert!(first.contains(&format!("layout = {layout}\n")), "{first}");
+        std::fs::write(&config, &first).unwrap();
+        assert_eq!(check(), first);
+    }
 }

@@ -198,10 +198,7 @@ fn entries_written_by_the_real_server() {
     let peer = download.peer.to_socket_addr().unwrap();
     assert_eq!(peer.ip().to_string(), "127.0.0.1");
     assert_eq!(download.local.to_socket_addr().unwrap().port(), port);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now = common::now();
     assert!((now - 60..=now).contains(&download.date), "{download:?}");
     assert!(download.xfer_date >= download.date);
     assert_eq!(upload.account, USER.as_bytes());

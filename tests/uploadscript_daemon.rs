@@ -754,6 +754,16 @@ fn a_restarted_daemon_takes_the_fifo_back_and_loses_nothing_queued() {
         stderr.contains("descriptor \"upload-pipe\" passed by systemd"),
         "{stderr}"
     );
+    // Only the first instance stores the pipe: the second got it from the
+    // store, and storing it again would exceed FileDescriptorStoreMax=1.
+    let stored = fx
+        .notifications
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.text.contains("FDSTORE=1"))
+        .count();
+    assert_eq!(stored, 1, "FDSTORE=1 sent again by the restarted instance");
 }
 
 #[test]
@@ -928,7 +938,10 @@ fn daemonize_forks_outside_systemd_only() {
     let file = fx.file("f", b"x");
     let pidfile = fx.path("pid");
     let mut cmd = fx.command(&["-B", "-p", pidfile.to_str().unwrap()]);
-    cmd.env_remove("NOTIFY_SOCKET");
+    // As when a SysV init script run by systemd starts it: INVOCATION_ID is
+    // inherited, but the parent is not the service manager, so -B forks.
+    cmd.env_remove("NOTIFY_SOCKET")
+        .env("INVOCATION_ID", "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a99");
     let status = cmd.status().unwrap();
     assert_eq!(status.code(), Some(0));
     let deadline = Instant::now() + Duration::from_secs(20);

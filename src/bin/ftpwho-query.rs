@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use pureftpd_systemd::cli::query::Args;
+use pureftpd_systemd::cli::query::{Args, EXIT_ERROR};
 use pureftpd_systemd::query::client::{self, ClientError};
 use pureftpd_systemd::query::{Op, Response};
 
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("ftpwho-query: cannot write the output: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_ERROR);
         }
         done += 1;
         match args.watch {

@@ -10,13 +10,11 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockType, SockaddrLike};
 
-use pureftpd_systemd::cli::ftpwhod::Args;
+use pureftpd_systemd::cli::ftpwhod::{Args, EXIT_RUNTIME, EXIT_USAGE};
 use pureftpd_systemd::config::ftpwhod::{FtpwhodConfig, FtpwhodSettings};
 use pureftpd_systemd::query::{auth, server};
+use pureftpd_systemd::scoreboard::Layout;
 use pureftpd_systemd::{journal, systemd};
-
-/// Exit status for a usage or configuration error.
-const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     // Before anything starts a thread, as sd_listen_fds(3) wants.
@@ -59,7 +57,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             tracing::error!("serving failed: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(EXIT_RUNTIME)
         }
     }
 }
@@ -83,11 +81,15 @@ fn print_settings(s: &FtpwhodSettings) {
     println!("per_user_view = {}", s.per_user_view);
     println!("top_users = {}", s.top_users);
     println!("scoreboard = {:?}", s.scoreboard.display().to_string());
+    // In the configuration's own syntax, so the output can be used as is.
     match s.layout {
         None => println!("layout = \"auto\""),
+        Some(l) if l == Layout::DEBIAN => println!("layout = \"debian\""),
+        Some(l) if l == Layout::UPSTREAM => println!("layout = \"upstream\""),
         Some(l) => println!(
-            "layout = {{ size = {}, account_len = {}, filename_len = {} }}",
-            l.size, l.account_len, l.filename_len
+            "layout = {{ max_user_length = {}, filename_len = {} }}",
+            l.account_len - 1,
+            l.filename_len
         ),
     }
 }

@@ -124,17 +124,14 @@ fn human(d: Duration) -> String {
 
 /// Logs a record the parser rejected.
 pub fn rejected_record(rejection: &Rejection) -> Outcome {
-    let file = lossy(&rejection.path);
-    let vuser = lossy(&rejection.user);
-    let reason = rejection.reason.to_string();
-    tracing::warn!(
-        MESSAGE_ID = message_ids::UPLOAD_REJECTED,
-        UPLOAD_FILE = file.as_str(),
-        UPLOAD_VUSER = vuser.as_str(),
-        REJECT_REASON = reason.as_str(),
-        "upload record rejected: {reason} (user {vuser:?}, file {file:?})"
-    );
-    Outcome::Rejected
+    refused(
+        &rejection.path,
+        &rejection.user,
+        &rejection.reason,
+        |file, vuser, reason| {
+            format!("upload record rejected: {reason} (user {vuser:?}, file {file:?})")
+        },
+    )
 }
 
 /// Logs bytes skipped outside any record.
@@ -147,15 +144,29 @@ pub fn skipped_bytes(count: usize) {
 
 /// Logs a record whose file was not processed (not a regular file...).
 pub fn skipped_file(record: &Record, skip: &Skip) -> Outcome {
-    let file = lossy(&record.file);
-    let vuser = lossy(&record.user);
-    let reason = skip.to_string();
+    refused(&record.file, &record.user, skip, |file, _, reason| {
+        format!("{file}: not processed: {reason}")
+    })
+}
+
+/// Logs a refused record: its file, user and reason as fields, and the
+/// message `message(file, vuser, reason)`.
+fn refused(
+    file: &[u8],
+    vuser: &[u8],
+    reason: &dyn std::fmt::Display,
+    message: impl FnOnce(&str, &str, &str) -> String,
+) -> Outcome {
+    let file = lossy(file);
+    let vuser = lossy(vuser);
+    let reason = reason.to_string();
+    let message = message(&file, &vuser, &reason);
     tracing::warn!(
         MESSAGE_ID = message_ids::UPLOAD_REJECTED,
         UPLOAD_FILE = file.as_str(),
         UPLOAD_VUSER = vuser.as_str(),
         REJECT_REASON = reason.as_str(),
-        "{file}: not processed: {reason}"
+        "{message}"
     );
     Outcome::Rejected
 }

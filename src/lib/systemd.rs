@@ -10,11 +10,17 @@ use std::time::Duration;
 
 use sd_notify::NotifyState;
 
-/// True when this process was started by systemd as a service
-/// (`NOTIFY_SOCKET` or `INVOCATION_ID` is set). A daemon must then stay in
-/// the foreground: forking away would leave the service's main process.
+/// True when this process is a service's main process started by systemd:
+/// `NOTIFY_SOCKET` is set (`Type=notify`), or `INVOCATION_ID` is set and the
+/// parent is the service manager (pid 1). A daemon must then stay in the
+/// foreground: forking away would leave the service's main process.
+///
+/// `INVOCATION_ID` alone is not enough: a SysV init script run by systemd
+/// passes it on to the daemons it starts, and those must still fork (`-B`)
+/// or the script never returns.
 pub fn under_systemd() -> bool {
-    std::env::var_os("NOTIFY_SOCKET").is_some() || std::env::var_os("INVOCATION_ID").is_some()
+    let invocation = std::env::var_os("INVOCATION_ID").is_some();
+    notify_socket_present() || (invocation && nix::unistd::getppid().as_raw() == 1)
 }
 
 /// True when a notification socket is set, i.e. `Type=notify` messages reach

@@ -436,22 +436,26 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     let signals = stop_signals()
         .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
 
-    let (fifo_fd, origin) = match take_passed_fifo()? {
+    let (fifo_fd, origin, passed_by_systemd) = match take_passed_fifo()? {
         Some((fd, name)) => {
             fifo::check_fd(
                 fd.as_fd(),
                 Path::new(&format!("descriptor \"{name}\" from systemd")),
             )?;
-            (fd, format!("descriptor \"{name}\" passed by systemd"))
+            (fd, format!("descriptor \"{name}\" passed by systemd"), true)
         }
         None => {
             let (fd, created) = fifo::open_or_create(&settings.pipe)?;
             let how = if created { "created" } else { "opened" };
-            (fd, format!("{} ({how})", settings.pipe.display()))
+            (fd, format!("{} ({how})", settings.pipe.display()), false)
         }
     };
-    if let Err(e) = systemd::store_fd(fifo_fd.as_fd(), fifo::STORE_NAME) {
-        tracing::warn!("cannot keep the upload pipe in systemd's descriptor store: {e}");
+    // A descriptor passed by systemd is already held by it (the store, or a
+    // `.socket` unit); storing it again would exceed FileDescriptorStoreMax=.
+    if !passed_by_systemd {
+        if let Err(e) = systemd::store_fd(fifo_fd.as_fd(), fifo::STORE_NAME) {
+            tracing::warn!("cannot keep the upload pipe in systemd's descriptor store: {e}");
+        }
     }
 
     if settings.daemonize {

@@ -1,5 +1,6 @@
-//! Crafting scoreboards for tests: entries written as the server writes
-//! them, live processes for their pids, and bad files of every kind.
+//! Shared helpers of the integration tests: crafting scoreboards (entries
+//! written as the server writes them, bad files of every kind), live
+//! processes for their pids, and commands run in a private mount namespace.
 #![allow(dead_code)]
 
 use std::ffi::CString;
@@ -17,22 +18,38 @@ pub struct LivePids {
 }
 
 impl LivePids {
+    pub fn new() -> LivePids {
+        LivePids {
+            children: Vec::new(),
+        }
+    }
+
     pub fn spawn(n: usize) -> LivePids {
-        let children = (0..n)
-            .map(|_| {
-                Command::new("sleep")
-                    .arg("3600")
-                    .stdin(Stdio::null())
-                    .spawn()
-                    .expect("spawn sleep")
-            })
-            .collect();
-        LivePids { children }
+        let mut live = LivePids::new();
+        for _ in 0..n {
+            live.add();
+        }
+        live
+    }
+
+    /// Starts one more process; returns its pid.
+    pub fn add(&mut self) -> i32 {
+        let child = Command::new("sleep")
+            .arg("3600")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("spawn sleep");
+        self.children.push(child);
+        child_pid(self.children.last().expect("just pushed"))
     }
 
     pub fn pid(&self, i: usize) -> i32 {
-        self.children[i % self.children.len()].id() as i32
+        child_pid(&self.children[i % self.children.len()])
     }
+}
+
+fn child_pid(child: &Child) -> i32 {
+    child.id() as i32
 }
 
 impl Drop for LivePids {
@@ -52,7 +69,14 @@ pub fn dead_pid() -> i32 {
     pid
 }
 
-pub fn v4(addr: &str) -> RawSockaddr {
+/// The time in seconds, as C's `time(NULL)` gives it.
+pub fn now() -> i64 {
+    // SAFETY: time(NULL) has no preconditions.
+    unsafe { libc::time(std::ptr::null_mut()) }
+}
+
+/// A socket address, IPv4 (`192.0.2.7:21`) or IPv6 (`[2001:db8::1]:21`).
+pub fn addr(addr: &str) -> RawSockaddr {
     RawSockaddr::from_socket_addr(addr.parse().expect("socket address"))
 }
 
@@ -66,8 +90,8 @@ pub fn entry(pid: i32, account: &[u8]) -> Entry {
     Entry {
         state: State::Idle,
         pid,
-        peer: v4("192.0.2.7:50000"),
-        local: v4("192.0.2.1:21"),
+        peer: addr("192.0.2.7:50000"),
+        local: addr("192.0.2.1:21"),
         date: 1_000_000_000,
         xfer_date: 0,
         restart_at: 0,
@@ -143,4 +167,19 @@ pub fn mkfifo(path: &Path) {
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// A command that runs `program` in a private mount namespace where
+/// `source` is bind-mounted over `target` (`unshare`, needs root); add
+/// the program's arguments to it.
+pub fn with_bind_mount(source: &Path, target: &str, program: &str) -> Command {
+    let mut command = Command::new("unshare");
+    command
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"")
+        .arg("sh")
+        .arg(source)
+        .arg(target)
+        .arg(program);
+    command
 }

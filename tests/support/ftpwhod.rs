@@ -1,16 +1,20 @@
-//! Shared pieces of the responder tests: crafted scoreboards with live
-//! processes, a running `ftpwhod`, the client run as another user, and the
-//! C `pure-ftpwho` run on a crafted scoreboard.
+//! Pieces of the responder tests, over the shared helpers of `common`:
+//! crafted scoreboards with live processes, a running `ftpwhod`, the
+//! client run as another user, and the C `pure-ftpwho` run on a crafted
+//! scoreboard.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
+use crate::common::{addr, dead_pid, now, with_bind_mount, LivePids};
 use std::time::{Duration, Instant};
 
-use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
+use pureftpd_systemd::scoreboard::{Entry, Layout, State};
 
 pub const FTPWHOD: &str = env!("CARGO_BIN_EXE_ftpwhod");
 pub const QUERY: &str = env!("CARGO_BIN_EXE_ftpwho-query");
@@ -21,13 +25,6 @@ pub const C_PURE_FTPWHO: &str = "/usr/sbin/pure-ftpwho";
 pub const NOBODY: u32 = 65534;
 /// The group created for the membership tests.
 pub const TEST_GROUP: &str = "ftpwho-test";
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 /// A temporary directory that others may traverse (the client may run as
 /// nobody).
@@ -41,36 +38,17 @@ pub fn open_tempdir() -> tempfile::TempDir {
 /// killed (by pid) when it is dropped.
 pub struct Fixture {
     pub dir: tempfile::TempDir,
-    sleepers: Vec<Child>,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        for child in &mut self.sleepers {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-pub fn addr(s: &str) -> RawSockaddr {
-    RawSockaddr::from_socket_addr(s.parse().unwrap())
+    live: LivePids,
 }
 
 /// A session of `account` in `state`, started `age` seconds ago.
 pub fn entry(state: State, account: &[u8], peer: &str, local: &str, age: i64) -> Entry {
     Entry {
         state,
-        pid: 0,
         peer: addr(peer),
         local: addr(local),
         date: now() - age,
-        xfer_date: 0,
-        restart_at: 0,
-        total_size: 0,
-        current_size: 0,
-        account: account.to_vec(),
-        filename: Vec::new(),
+        ..crate::common::entry(0, account)
     }
 }
 
@@ -78,19 +56,13 @@ impl Fixture {
     pub fn empty() -> Fixture {
         Fixture {
             dir: tempfile::tempdir().unwrap(),
-            sleepers: Vec::new(),
+            live: LivePids::new(),
         }
     }
 
     /// Writes `entry` as the server would, owned by a new live process.
     pub fn add(&mut self, mut entry: Entry) -> i32 {
-        let child = Command::new("sleep")
-            .arg("600")
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id() as i32;
-        self.sleepers.push(child);
+        let pid = self.live.add();
         entry.pid = pid;
         self.write(&entry, pid);
         pid
@@ -186,12 +158,52 @@ impl Fixture {
 
     /// Adds an entry whose process is gone; returns its file.
     pub fn add_stale(&mut self) -> PathBuf {
-        let mut child = Command::new("true").spawn().unwrap();
-        let pid = child.id() as i32;
-        child.wait().unwrap();
+        let pid = dead_pid();
         let mut e = entry(State::Idle, b"ghost", "192.0.2.66:1", "192.0.2.1:21", 9);
         e.pid = pid;
         self.write(&e, pid)
+    }
+}
+
+/// No program before `ftpwhod` in [`ftpwhod_command`].
+pub const NO_LAUNCHER: [&str; 0] = [];
+
+/// `ftpwhod --config DIR/none.toml --scoreboard SCOREBOARD` (a missing
+/// configuration file: only the defaults and the options count), started
+/// through `launcher` (e.g. `systemd-socket-activate -l PATH`) when it is
+/// not empty; no journal, no standard input or output.
+pub fn ftpwhod_command<S: AsRef<OsStr>>(
+    launcher: impl IntoIterator<Item = S>,
+    dir: &Path,
+    scoreboard: &Path,
+) -> Command {
+    let mut launcher = launcher.into_iter();
+    let mut command = match launcher.next() {
+        None => Command::new(FTPWHOD),
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(launcher).arg(FTPWHOD);
+            command
+        }
+    };
+    command
+        .arg("--config")
+        .arg(dir.join("none.toml"))
+        .arg("--scoreboard")
+        .arg(scoreboard)
+        .env_remove("JOURNAL_STREAM")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    command
+}
+
+/// A child process killed (by pid) when dropped.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -230,23 +242,16 @@ impl Responder {
         let dir = open_tempdir();
         let socket = dir.path().join("ftpwho.sock");
         let log = dir.path().join("ftpwhod.log");
-        let child = Command::new(FTPWHOD)
-            .arg("--config")
-            .arg(dir.path().join("none.toml"))
+        let child = ftpwhod_command(NO_LAUNCHER, dir.path(), scoreboard)
             .arg("--listen")
             .arg(&socket)
-            .arg("--scoreboard")
-            .arg(scoreboard)
             .args(if extra.contains(&"--idle-timeout") {
                 &[][..]
             } else {
                 &["--idle-timeout", "120"]
             })
             .args(extra)
-            .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
@@ -385,12 +390,7 @@ pub fn test_group() -> u32 {
 /// fixed directory in a private mount namespace.
 pub fn c_pure_ftpwho(scoreboard: &Path, args: &[&str]) -> Vec<u8> {
     std::fs::create_dir_all("/var/run/pure-ftpd").unwrap();
-    let out = Command::new("unshare")
-        .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount --bind \"$1\" /var/run/pure-ftpd && shift && exec \"$@\"")
-        .arg("sh")
-        .arg(scoreboard)
-        .arg(C_PURE_FTPWHO)
+    let out = with_bind_mount(scoreboard, "/var/run/pure-ftpd", C_PURE_FTPWHO)
         .args(args)
         .env_remove("GATEWAY_INTERFACE")
         .stdin(Stdio::null())

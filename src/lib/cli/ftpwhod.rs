@@ -6,17 +6,36 @@ use clap::Parser;
 
 use crate::config::ftpwhod::FtpwhodConfig;
 
+/// Exit status: exited after --idle-timeout without a client, or after
+/// `--check-config`.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: serving failed.
+pub const EXIT_RUNTIME: u8 = 1;
+/// Exit status: invalid option or configuration, or no socket to listen on.
+pub const EXIT_USAGE: u8 = 2;
+
+const AFTER_HELP: &str = "\
+Configuration: /etc/ftpwhod.toml, then /etc/ftpwhod.d/*.toml in name
+order (--config FILE replaces the first, and FILE's .d directory the
+second). Keys: group, idle_timeout, max_connections, request_timeout,
+max_request_bytes, per_user_view, top_users, scoreboard, layout (auto,
+debian, upstream or { max_user_length = N, filename_len = N }). Options
+given here win.
+
+Exit status:
+  0  exited after --idle-timeout without a client; also --check-config
+  1  serving failed
+  2  invalid option or configuration; no socket passed by systemd and no
+     --listen, or the --listen socket cannot be bound";
+
 /// Answers "who is online" queries on a unix socket for root and the
 /// members of a group, reading Pure-FTPd's scoreboard read-only.
 ///
 /// Normally started by systemd with the listening socket of
 /// pure-ftpwho.socket (LISTEN_FDS); exits after --idle-timeout seconds
 /// without a client, to be started again on the next connection.
-///
-/// Exit status: 0 after an idle exit, 1 on a runtime error, 2 on a usage
-/// or configuration error.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ftpwhod", version)]
+#[command(name = "ftpwhod", version, after_help = AFTER_HELP)]
 pub struct Args {
     /// Main configuration file; its drop-ins are read from the same path
     /// with .d instead of .toml.
@@ -39,7 +58,7 @@ pub struct Args {
 
     /// Seconds without any client before exiting, 0 to never exit
     /// [config: idle_timeout; default 30].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub idle_timeout: Option<f64>,
 
     /// Connections served at once; more get a "busy" answer
@@ -49,7 +68,7 @@ pub struct Args {
 
     /// Seconds a client has to send each request and take its answer
     /// [config: request_timeout; default 5].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub request_timeout: Option<f64>,
 
     /// Let users outside the group see their own sessions
@@ -106,6 +125,39 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_key_and_exit_status() {
+        let help = Args::command().render_long_help().to_string();
+        for key in [
+            "group",
+            "idle_timeout",
+            "max_connections",
+            "request_timeout",
+            "max_request_bytes",
+            "per_user_view",
+            "top_users",
+            "scoreboard",
+            "layout",
+        ] {
+            assert!(help.contains(key), "config key {key} missing");
+        }
+        for code in [EXIT_OK, EXIT_RUNTIME, EXIT_USAGE] {
+            assert!(
+                help.contains(&format!("\n  {code}  ")),
+                "exit status {code} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn negative_durations_reach_the_configuration_check() {
+        let args = Args::parse_from(["ftpwhod", "--idle-timeout", "-3"]);
+        let mut config = FtpwhodConfig::default();
+        args.apply(&mut config);
+        let e = config.settings().unwrap_err();
+        assert!(e.contains("idle_timeout must be a non-negative"), "{e}");
     }
 
     #[test]

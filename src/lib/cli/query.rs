@@ -14,18 +14,36 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Exit status: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: the responder answered with an error, the answer was not
+/// understood, or the output could not be written.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit status: invalid option.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit status: nothing answers at the socket.
+pub const EXIT_CONNECT: u8 = 3;
+/// Exit status: the socket or the responder refused us.
+pub const EXIT_DENIED: u8 = 4;
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0  success
+  1  the responder answered with an error, or with an answer that could
+     not be understood; or the output could not be written
+  2  invalid option
+  3  cannot connect to the responder (is pure-ftpwho.socket running?)
+  4  permission denied: only root and the members of the responder's
+     group (usually ftpwho) may query";
+
 /// Shows who is connected to Pure-FTPd, as pure-ftpwho does, by asking the
 /// ftpwhod responder: no root needed, membership of the ftpwho group is
 /// enough.
 ///
 /// The format options are those of pure-ftpwho; the output of each is
 /// byte for byte what pure-ftpwho prints for the same scoreboard.
-///
-/// Exit status: 0 success, 1 the responder answered with an error (or an
-/// answer that could not be understood), 2 usage error, 3 cannot connect
-/// to the responder, 4 permission denied.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ftpwho-query", version)]
+#[command(name = "ftpwho-query", version, after_help = AFTER_HELP)]
 #[command(group(ArgGroup::new("format").args(["shell", "xml", "plist", "html", "html_embedded", "json", "openmetrics"])))]
 #[command(group(ArgGroup::new("operation").args(["count", "ping", "stats"])))]
 pub struct Args {
@@ -42,7 +60,7 @@ pub struct Args {
     #[arg(short = 'x')]
     pub xml: bool,
 
-    /// Output Apple / GNUStep plist data.
+    /// Output an Apple / GNUstep property list.
     #[arg(short = 'p')]
     pub plist: bool,
 
@@ -174,6 +192,21 @@ mod tests {
     #[test]
     fn definition_is_consistent() {
         Args::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_exit_status() {
+        let help = Args::command().render_long_help().to_string();
+        for code in [EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONNECT, EXIT_DENIED] {
+            assert!(
+                help.contains(&format!("\n  {code}  ")),
+                "exit status {code} missing"
+            );
+        }
+        assert_eq!(
+            parse(&["--bogus"]).unwrap_err().exit_code(),
+            i32::from(EXIT_USAGE)
+        );
     }
 
     #[test]

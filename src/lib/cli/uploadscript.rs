@@ -40,7 +40,8 @@ directory the second). Keys: run, uid, gid, pipe, pidfile, daemonize,
 timeout, hash, keep_env, capture_output, vhost_dir (where IP:/path names
 are mapped, default /etc/pure-ftpd/pure-ftpd). Options given here win.
 
-Under systemd (NOTIFY_SOCKET or INVOCATION_ID set) the daemon stays in the
+Under systemd (NOTIFY_SOCKET set, or INVOCATION_ID with systemd as the
+parent) the daemon stays in the
 foreground (-B is ignored), writes no pid file unless -p is given, sends
 READY=1, STATUS= and WATCHDOG=1, keeps the pipe in the file descriptor
 store as \"upload-pipe\" and takes it back, or a ListenFIFO= of a .socket

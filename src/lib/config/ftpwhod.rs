@@ -146,6 +146,15 @@ pub struct FtpwhodSettings {
     pub layout: Option<Layout>,
 }
 
+impl Default for FtpwhodSettings {
+    /// The settings without any configuration: the defaults above.
+    fn default() -> Self {
+        FtpwhodConfig::default()
+            .settings()
+            .expect("the defaults are valid")
+    }
+}
+
 fn seconds(name: &str, value: f64) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value)
         .map_err(|_| format!("{name} must be a non-negative number of seconds, not {value}"))

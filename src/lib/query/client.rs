@@ -42,13 +42,13 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// The exit code `ftpwho-query` uses: 1 server error, 3 cannot connect,
-    /// 4 permission denied.
+    /// The exit code `ftpwho-query` uses (see [`crate::cli::query`]).
     pub fn exit_code(&self) -> u8 {
+        use crate::cli::query::{EXIT_CONNECT, EXIT_DENIED, EXIT_ERROR};
         match self {
-            ClientError::Connect { .. } => 3,
-            ClientError::PermissionDenied(_) => 4,
-            ClientError::Server(_) | ClientError::Transport { .. } => 1,
+            ClientError::Connect { .. } => EXIT_CONNECT,
+            ClientError::PermissionDenied(_) => EXIT_DENIED,
+            ClientError::Server(_) | ClientError::Transport { .. } => EXIT_ERROR,
         }
     }
 }

@@ -20,7 +20,6 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use super::auth::{Access, Peer};
 use super::protocol::{
     parse_request, ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, Stats, View,
-    DEFAULT_MAX_REQUEST_BYTES,
 };
 use crate::config::ftpwhod::FtpwhodSettings;
 use crate::report;
@@ -52,18 +51,9 @@ pub struct ServerOptions {
 }
 
 impl Default for ServerOptions {
+    /// The options of [`FtpwhodSettings::default`].
     fn default() -> Self {
-        use crate::config::ftpwhod as c;
-        ServerOptions {
-            scoreboard: Scoreboard::new(crate::scoreboard::DEFAULT_DIR),
-            group: c::DEFAULT_GROUP.into(),
-            idle_timeout: Some(Duration::from_secs_f64(c::DEFAULT_IDLE_TIMEOUT)),
-            max_connections: c::DEFAULT_MAX_CONNECTIONS,
-            request_timeout: Duration::from_secs_f64(c::DEFAULT_REQUEST_TIMEOUT),
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
-            per_user_view: false,
-            top_users: c::DEFAULT_TOP_USERS,
-        }
+        ServerOptions::from(&FtpwhodSettings::default())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::calc::{kib, per_second, percentage};
+use super::calc::kib;
 use super::xml::escape_into;
 use super::{push_u64, Format, Session};
 
@@ -132,24 +132,18 @@ pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
     cell(out, s.state_label().as_bytes());
     cell_or_blank(out, &s.entry.filename);
     cell(out, &s.host);
-    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
+    let current = s.current_size;
     if current > 0 {
-        let bandwidth = if current > restart {
-            per_second(current, restart, s.xfer_since.wrapping_mul(1024))
-        } else {
-            0
-        };
-        if total > 0 {
+        let bandwidth = s.bandwidth(1024);
+        if let Some(pct) = s.percentage() {
             let _ = writeln!(
                 out,
-                "    <td>{}/{} ({}% - {} KB/s)</td>",
+                "    <td>{}/{} ({pct}% - {bandwidth} KB/s)</td>",
                 kib(current),
-                kib(total),
-                percentage(current, total),
-                bandwidth
+                kib(s.total_size),
             );
         } else {
-            let _ = writeln!(out, "    <td>{} ({} KB/s)</td>", kib(current), bandwidth);
+            let _ = writeln!(out, "    <td>{} ({bandwidth} KB/s)</td>", kib(current));
         }
     } else {
         out.extend_from_slice(b"    <td>&nbsp;</td>\n");

@@ -141,6 +141,70 @@ impl Session {
     pub fn state_label(&self) -> &'static str {
         self.entry.state.label()
     }
+
+    /// True when bytes have moved beyond the restart offset, the only case
+    /// where C computes a bandwidth.
+    fn past_restart(&self) -> bool {
+        self.current_size > 0 && self.current_size > self.restart_at
+    }
+
+    /// C's bandwidth: bytes beyond the restart offset per `unit` seconds
+    /// of transfer (1 for bytes/s, 1024 for KiB/s), 0 when nothing moved
+    /// beyond the restart offset or no time passed.
+    fn bandwidth(&self, unit: u64) -> u64 {
+        if self.past_restart() {
+            calc::per_second(
+                self.current_size,
+                self.restart_at,
+                self.xfer_since.wrapping_mul(unit),
+            )
+        } else {
+            0
+        }
+    }
+
+    /// C's percentage of a transfer whose total size is known.
+    fn percentage(&self) -> Option<i32> {
+        (self.current_size > 0 && self.total_size > 0)
+            .then(|| percentage(self.current_size, self.total_size))
+    }
+}
+
+/// The named fields of a session in XML and plists, in C's order: `open`
+/// starts a field, `close` ends it; values are escaped as C escapes them.
+/// The transfer fields are only written while bytes move.
+fn named_fields(s: &Session, out: &mut Vec<u8>, open: impl Fn(&mut Vec<u8>, &[u8]), close: &[u8]) {
+    let number = |out: &mut Vec<u8>, name: &[u8], value: u64| {
+        open(out, name);
+        push_u64(out, value);
+        out.extend_from_slice(close);
+    };
+    let text = |out: &mut Vec<u8>, name: &[u8], value: &[u8]| {
+        open(out, name);
+        xml::escape_into(value, out);
+        out.extend_from_slice(close);
+    };
+    number(out, b"pid", s.entry.pid as i64 as u64);
+    text(out, b"account", &s.entry.account);
+    number(out, b"time", s.since);
+    open(out, b"state");
+    out.extend_from_slice(s.state_label().as_bytes());
+    out.extend_from_slice(close);
+    text(out, b"file", &s.entry.filename);
+    text(out, b"host", &s.host);
+    text(out, b"localhost", &s.local_host);
+    text(out, b"localport", &s.local_port);
+    if s.current_size > 0 {
+        number(out, b"resume", s.restart_at as u64);
+        number(out, b"current_size", s.current_size as u64);
+        if let Some(pct) = s.percentage() {
+            number(out, b"total_size", s.total_size as u64);
+            open(out, b"percentage");
+            push_i64(out, i64::from(pct));
+            out.extend_from_slice(close);
+        }
+        number(out, b"bandwidth", s.bandwidth(1));
+    }
 }
 
 /// An output format of `pure-ftpwho`.

@@ -3,9 +3,7 @@
 
 use std::io::{self, Write};
 
-use super::calc::{per_second, percentage};
-use super::xml::escape_into;
-use super::{push_i64, push_u64, Format, Session};
+use super::{Format, Session};
 
 /// Writes the plist header, one dictionary per session and the footer.
 pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
@@ -30,47 +28,11 @@ fn key(out: &mut Vec<u8>, key: &[u8]) {
 
 const END: &[u8] = b"</string>\n";
 
-fn text(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    key(out, name);
-    escape_into(value, out);
-    out.extend_from_slice(END);
-}
-
-fn number(out: &mut Vec<u8>, name: &[u8], value: u64) {
-    key(out, name);
-    push_u64(out, value);
-    out.extend_from_slice(END);
-}
-
 pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\t\t<dict>\n");
-    number(out, b"pid", s.entry.pid as i64 as u64);
-    text(out, b"account", &s.entry.account);
-    number(out, b"time", s.since);
-    key(out, b"state");
-    out.extend_from_slice(s.state_label().as_bytes());
-    out.extend_from_slice(END);
-    text(out, b"file", &s.entry.filename);
-    text(out, b"host", &s.host);
-    text(out, b"localhost", &s.local_host);
-    text(out, b"localport", &s.local_port);
-    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
-    if current > 0 {
-        let bandwidth = if current > restart {
-            per_second(current, restart, s.xfer_since)
-        } else {
-            0
-        };
-        number(out, b"resume", restart as u64);
-        number(out, b"current_size", current as u64);
-        if total > 0 {
-            number(out, b"total_size", total as u64);
-            key(out, b"percentage");
-            push_i64(out, i64::from(percentage(current, total)));
-            out.extend_from_slice(END);
-        }
-        number(out, b"bandwidth", bandwidth);
-    } else {
+    super::named_fields(s, out, key, END);
+    if s.current_size <= 0 {
+        // C lists the transfer keys with empty values.
         for name in [
             &b"resume"[..],
             b"current_size",

@@ -4,7 +4,7 @@
 
 use std::io::{self, Write};
 
-use super::calc::{kib, per_second, percentage};
+use super::calc::kib;
 use super::{is_ctrl, push_i64, push_u64, Format, Session, ESCAPE_BUF};
 
 /// C's `shell_escaped`: control bytes become `_`, `|` and `\` get a
@@ -65,17 +65,6 @@ fn field(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
-    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
-    let mut bandwidth = 0;
-    let mut pct = 0;
-    if current > 0 {
-        if current > restart {
-            bandwidth = per_second(current, restart, s.xfer_since.wrapping_mul(1024));
-        }
-        if total > 0 {
-            pct = percentage(current, total);
-        }
-    }
     push_u64(out, s.entry.pid as i64 as u64);
     out.push(b'|');
     field(out, &s.entry.account);
@@ -86,13 +75,13 @@ pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
     field(out, &s.host);
     field(out, &s.local_host);
     field(out, &s.local_port);
-    push_u64(out, kib(current));
+    push_u64(out, kib(s.current_size));
     out.push(b'|');
-    push_u64(out, kib(total));
+    push_u64(out, kib(s.total_size));
     out.push(b'|');
-    push_i64(out, i64::from(pct));
+    push_i64(out, i64::from(s.percentage().unwrap_or(0)));
     out.push(b'|');
-    push_u64(out, bandwidth);
+    push_u64(out, s.bandwidth(1024));
     out.push(b'\n');
 }
 

@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use super::calc::{kib, per_second, percentage};
+use super::calc::kib;
 use super::{push_u64, Format, Session};
 
 const RULE: &[u8] =
@@ -80,15 +80,15 @@ fn speed(out: &mut Vec<u8>, bandwidth: u64) {
 }
 
 pub(crate) fn session(s: &Session, verbose: bool, out: &mut Vec<u8>) {
-    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
-    let mut bandwidth = 0;
-    let mut pct = 0;
-    if current > 0 && current > restart {
-        bandwidth = per_second(current, restart, s.xfer_since);
-        if total > 0 {
-            pct = percentage(current, total);
-        }
-    }
+    let (current, total) = (s.current_size, s.total_size);
+    let bandwidth = s.bandwidth(1);
+    // Unlike the other formats, C shows no percentage for a transfer that
+    // has not passed its restart offset.
+    let pct = if s.past_restart() {
+        s.percentage().unwrap_or(0)
+    } else {
+        0
+    };
     out.push(b'|');
     number(out, s.entry.pid as i64 as u64, 5, b' ');
     out.extend_from_slice(b" | ");

@@ -2,8 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::calc::{per_second, percentage};
-use super::{is_ctrl, push_i64, push_u64, Format, Session, ESCAPE_BUF};
+use super::{is_ctrl, Format, Session, ESCAPE_BUF};
 
 /// C's `xml_escaped`, also used for HTML and plists: control bytes become
 /// `?`, `<`, `>` and `&` become entities, other bytes (Latin-1, UTF-8 or
@@ -51,51 +50,15 @@ pub(crate) fn header(out: &mut Vec<u8>) {
     out.extend_from_slice(b"<?xml version=\"1.0\" encoding=\"ISO-8859-15\"?>\n<status>\n");
 }
 
-fn attr(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+fn open(out: &mut Vec<u8>, name: &[u8]) {
     out.push(b' ');
     out.extend_from_slice(name);
     out.extend_from_slice(b"=\"");
-    escape_into(value, out);
-    out.push(b'"');
-}
-
-fn number(out: &mut Vec<u8>, name: &[u8], value: u64) {
-    out.push(b' ');
-    out.extend_from_slice(name);
-    out.extend_from_slice(b"=\"");
-    push_u64(out, value);
-    out.push(b'"');
 }
 
 pub(crate) fn session(s: &Session, out: &mut Vec<u8>) {
     out.extend_from_slice(b"  <client");
-    number(out, b"pid", s.entry.pid as i64 as u64);
-    attr(out, b"account", &s.entry.account);
-    number(out, b"time", s.since);
-    out.extend_from_slice(b" state=\"");
-    out.extend_from_slice(s.state_label().as_bytes());
-    out.push(b'"');
-    attr(out, b"file", &s.entry.filename);
-    attr(out, b"host", &s.host);
-    attr(out, b"localhost", &s.local_host);
-    attr(out, b"localport", &s.local_port);
-    let (current, restart, total) = (s.current_size, s.restart_at, s.total_size);
-    if current > 0 {
-        let bandwidth = if current > restart {
-            per_second(current, restart, s.xfer_since)
-        } else {
-            0
-        };
-        number(out, b"resume", restart as u64);
-        number(out, b"current_size", current as u64);
-        if total > 0 {
-            number(out, b"total_size", total as u64);
-            out.extend_from_slice(b" percentage=\"");
-            push_i64(out, i64::from(percentage(current, total)));
-            out.push(b'"');
-        }
-        number(out, b"bandwidth", bandwidth);
-    }
+    super::named_fields(s, out, open, b"\"");
     out.extend_from_slice(b" />\n");
 }
 

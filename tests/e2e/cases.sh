@@ -1,0 +1,590 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2016 # quoted scripts run in the container
+# The end-to-end cases. Each case_* function runs in its own bash process
+# (set -Eeuo pipefail, bounded by a timeout) after lib.sh is sourced; it
+# passes by returning and fails through `fail REASON` (or any failing command).
+# The cases share one container and run in the order tests/e2e/run lists them.
+
+FIFO=/run/pure-ftpd.upload.pipe
+FIFO_LOCK=/run/pure-ftpd.upload.lock
+HOOK=/usr/local/libexec/e2e-upload-hook
+SRC=/var/tmp/e2e-src
+STATE=/var/tmp/e2e-state
+WHO_USER=e2ewho
+OUT_USER=e2eout
+
+# Seconds of a systemd time span ("1min 30s", "500ms", ...), rounded up.
+span_secs() {
+    local us
+    us=$(ct systemd-analyze timespan "$1" | awk '/μs:/ {print $2}')
+    echo $(((us + 999999) / 1000000))
+}
+
+id_of() { ct id -u "$1"; }
+gid_of() { ct id -g "$1"; }
+
+# ---------------------------------------------------------------------------
+case_boot() {
+    local state comm nets
+    comm=$(ct cat /proc/1/comm)
+    [ "$comm" = systemd ] || fail "PID 1 in the container is '$comm', not systemd"
+    note "$(ct systemctl --version | head -1)"
+    state=$(ct systemctl is-system-running || true)
+    case "$state" in
+        running) ;;
+        degraded)
+            note "system is degraded; failed units:"
+            ct systemctl --failed --no-legend --plain | sed 's/^/    /'
+            ;;
+        *) fail "systemctl is-system-running says '$state'" ;;
+    esac
+    nets=$(ct ls /sys/class/net | tr '\n' ' ')
+    [ "$nets" = "lo " ] || fail "container has network interfaces other than lo: $nets"
+    ct systemd-cat -t e2e-probe echo "journal-probe-$$"
+    wait_until 10 "the journal to record a probe message" \
+        cts 'journalctl -q --no-pager -t e2e-probe | grep -q "journal-probe-$1"' "$$"
+}
+
+# ---------------------------------------------------------------------------
+case_setup() {
+    note "FTP account $FTP_USER (home $FTP_HOME), upload program account $HOOK_USER"
+    cts 'mkdir -p "$(dirname "$1")"
+         useradd --create-home --home-dir "$1" --shell /bin/bash "$2"
+         echo "$2:$3" | chpasswd
+         useradd --system --user-group --no-create-home --shell /usr/sbin/nologin "$4"
+         install -d -o "$4" -g "$4" -m 0755 "$5"
+         useradd --create-home --shell /bin/bash '"$WHO_USER"'
+         useradd --create-home --shell /bin/bash '"$OUT_USER"'
+         mkdir -p '"$SRC $STATE" \
+        "$FTP_HOME" "$FTP_USER" "$FTP_PASS" "$HOOK_USER" "$HOOK_DIR"
+
+    # The upload program: one JSON line per call with what it was given.
+    ct_write "$HOOK" 0755 <<EOF
+#!/bin/sh
+# Upload program of the end-to-end suite: records argv, ids and environment.
+# Files named *-slow.* keep it busy for 2 s first.
+case "\${1-}" in *-slow.*) /bin/sleep 2 ;; esac
+exec /usr/bin/jq -cn --arg arg "\${1-}" --arg argc "\$#" \\
+    --arg uid "\$(/usr/bin/id -u)" --arg gid "\$(/usr/bin/id -g)" \\
+    --arg groups "\$(/usr/bin/id -G)" \\
+    --arg vuser "\${UPLOAD_VUSER-}" --arg size "\${UPLOAD_SIZE-}" \\
+    --arg upload_uid "\${UPLOAD_UID-}" --arg upload_gid "\${UPLOAD_GID-}" \\
+    --arg env "\$(/usr/bin/env | /usr/bin/cut -d= -f1 | /usr/bin/sort | /usr/bin/tr '\n' ' ')" \\
+    '{arg: \$arg, argc: (\$argc | tonumber), uid: (\$uid | tonumber),
+      gid: (\$gid | tonumber), groups: \$groups, vuser: \$vuser, size: \$size,
+      upload_uid: \$upload_uid, upload_gid: \$upload_gid, env: \$env}' \\
+    >> $HOOK_LOG
+EOF
+    local uid gid
+    uid=$(id_of "$HOOK_USER")
+    gid=$(gid_of "$HOOK_USER")
+    # Configuration of the project's daemons, as an administrator writes it.
+    # Debian's pure-ftpd as a plain service (its package has only a SysV script).
+    ct_write "/etc/systemd/system/$FTPD_UNIT" 0644 <<EOF
+[Unit]
+Description=Debian's pure-ftpd on 127.0.0.1:$FTP_PORT (end-to-end suite)
+
+[Service]
+ExecStart=/usr/sbin/pure-ftpd -S 127.0.0.1,$FTP_PORT -l unix -o -j -E
+EOF
+    ct_write /etc/pure-uploadscript.d/50-e2e.toml 0644 <<EOF
+# end-to-end suite: the upload program and the account it runs as
+run = "$HOOK"
+uid = $uid
+gid = $gid
+EOF
+    ct_write /etc/systemd/system/pure-uploadscript.service.d/50-e2e.conf 0644 <<EOF
+# end-to-end suite: where the upload program may write
+[Service]
+ReadWritePaths=$HOOK_DIR
+EOF
+    ct_write /etc/ftpwhod.d/50-e2e.toml 0644 <<EOF
+# end-to-end suite: exit quickly when idle
+idle_timeout = 3
+EOF
+    ct systemctl daemon-reload
+    # Accounts that exist before the package, to check purge leaves none.
+    cts 'cut -d: -f1 /etc/passwd | sort > "$1/passwd.before"
+         cut -d: -f1 /etc/group | sort > "$1/group.before"' "$STATE"
+}
+
+# ---------------------------------------------------------------------------
+# Debian's pure-ftpd and C pure-uploadscript under this systemd: the
+# baseline the package is measured against, independent of the package.
+case_debian_ftpd_smoke() {
+    local uid gid f=$SRC/smoke/smoke-file.txt calls
+    uid=$(id_of "$HOOK_USER")
+    gid=$(gid_of "$HOOK_USER")
+    ct test -x /usr/sbin/pure-ftpd || fail "Debian's pure-ftpd is not installed"
+    stop_ftpd
+    ct rm -f "$FIFO" "$FIFO_LOCK"
+
+    note "pure-ftpd -o with no reader: it blocks opening the upload pipe"
+    start_ftpd
+    wait_until 10 "pure-ftpd to create $FIFO" ct test -p "$FIFO"
+    if ct -t 10 curl -sS --max-time 3 --list-only "$(ftp_url)" >/dev/null 2>&1; then
+        fail "login worked although no reader had the upload pipe open"
+    fi
+    unit_is "$FTPD_UNIT" active || fail "pure-ftpd exited: $(unit_prop "$FTPD_UNIT" Result)"
+
+    note "starting Debian's C pure-uploadscript (before the package diverts it)"
+    ct systemd-run --quiet --unit=e2e-c-reader /usr/sbin/pure-uploadscript \
+        -r "$HOOK" -u "$uid" -g "$gid"
+    wait_until 10 "an FTP login once a reader exists" ftp_login
+
+    make_file "$SRC/smoke" smoke-file.txt 321
+    upload "$f"
+    wait_until 10 "the upload program to run for $FTP_HOME/smoke-file.txt" \
+        hook_called "$FTP_HOME/smoke-file.txt"
+    calls=$(hook_calls "$FTP_HOME/smoke-file.txt")
+    note "upload program saw: $calls"
+    jq -e --argjson uid "$uid" --argjson gid "$gid" \
+        '.argc == 1 and .uid == $uid and .gid == $gid and .size == "321"' \
+        <<<"$calls" >/dev/null || fail "Debian's reader ran the program with unexpected values: $calls"
+
+    note "cleaning up: stop pure-ftpd and the C reader, remove the pipe"
+    stop_ftpd
+    ct systemctl stop e2e-c-reader.service 2>/dev/null || true
+    ct systemctl reset-failed e2e-c-reader.service 2>/dev/null || true
+    ct rm -f "$FIFO" "$FIFO_LOCK"
+}
+
+# ---------------------------------------------------------------------------
+case_package_install() {
+    [ -n "${E2E_DEB_CT:-}" ] || fail "no package to install: ${E2E_DEB_ERROR:-unknown reason}"
+    ct test ! -e "$FIFO" || fail "$FIFO exists before installation"
+    note "dpkg -i $E2E_DEB_CT"
+    ct -t 120 env DEBIAN_FRONTEND=noninteractive dpkg -i "$E2E_DEB_CT" ||
+        fail "dpkg -i of the package failed"
+    require_package
+
+    local tool div
+    for tool in /usr/sbin/pure-ftpwho /usr/sbin/pure-uploadscript; do
+        ct dpkg-query -L "$PKG_NAME" | grep -qx "$tool" || fail "$PKG_NAME does not ship $tool"
+        div=$(ct dpkg-divert --listpackage "$tool")
+        [ "$div" = "$PKG_NAME" ] || fail "$tool is not diverted by $PKG_NAME (diverted by: '$div')"
+        ct test -x "$(ct dpkg-divert --truename "$tool")" ||
+            fail "Debian's $tool is not kept under its diverted name"
+        [ "$(ct bash -c "command -v ${tool##*/}")" = "$tool" ] ||
+            fail "${tool##*/} on root's PATH is not $tool"
+    done
+    ct test -x /usr/sbin/ftpwhod || fail "/usr/sbin/ftpwhod missing"
+    ct test -x /usr/bin/ftpwho-query || fail "/usr/bin/ftpwho-query missing"
+    ct getent group ftpwho >/dev/null || fail "group ftpwho was not created"
+
+    local u
+    for u in "$READER_PATH_UNIT" "$WHO_SOCKET_UNIT"; do
+        [ "$(ct systemctl is-enabled "$u" || true)" = enabled ] || fail "$u is not enabled after install"
+        wait_until 5 "$u to be active after install" unit_is "$u" active
+    done
+    for u in "$READER_UNIT" "$WHO_UNIT"; do
+        unit_is "$u" inactive || fail "$u is '$(unit_state "$u")' right after install, expected inactive"
+    done
+    local sock
+    sock=$(ct stat -c '%a %U %G %F' /run/pure-ftpwho.sock) || fail "/run/pure-ftpwho.sock missing"
+    [ "$sock" = "660 root ftpwho socket" ] || fail "/run/pure-ftpwho.sock is '$sock', expected '660 root ftpwho socket'"
+    ct dpkg-query -L "$PKG_NAME" >/dev/null
+    cts 'dpkg-query -L "$1" > "$2/files.installed"' "$PKG_NAME" "$STATE"
+}
+
+# ---------------------------------------------------------------------------
+case_path_activation() {
+    require_package
+    stop_ftpd
+    unit_is "$READER_PATH_UNIT" active || fail "$READER_PATH_UNIT is not active"
+    if ! unit_is "$READER_UNIT" inactive; then
+        note "$READER_UNIT is $(unit_state "$READER_UNIT"); stopping it and removing the pipe"
+        ct systemctl stop "$READER_UNIT"
+        ct rm -f "$FIFO"
+    fi
+    local t0 dt pid exe
+    t0=$(date +%s%N)
+    start_ftpd
+    wait_until 10 "an FTP login after starting pure-ftpd -o (the reader should be path-activated)" ftp_login
+    dt=$((($(date +%s%N) - t0) / 1000000))
+    note "first login ${dt} ms after starting pure-ftpd -o"
+    unit_is "$READER_UNIT" active || fail "$READER_UNIT is $(unit_state "$READER_UNIT")"
+    pid=$(main_pid "$READER_UNIT")
+    exe=$(ct readlink "/proc/$pid/exe")
+    [ "$exe" = /usr/sbin/pure-uploadscript ] || fail "reader's executable is $exe"
+    [ "$(unit_prop "$READER_UNIT" Type)" = notify ] || fail "$READER_UNIT is not Type=notify"
+    note "status: $(unit_prop "$READER_UNIT" StatusText)"
+    ct journalctl -q --no-pager -u "$READER_PATH_UNIT" | tail -3 | sed 's/^/    /'
+}
+
+# ---------------------------------------------------------------------------
+case_upload_audit() {
+    require_package
+    ensure_ftpd
+    unit_is "$READER_UNIT" active || fail "$READER_UNIT is $(unit_state "$READER_UNIT")"
+    local -a names=("audit-plain.txt" "audit with  spaces.txt" "audit-ünïcødé-файл-日本.bin" "audit empty")
+    local -a sizes=(1234 4096 777 0)
+    local -a files=()
+    local i
+    for i in "${!names[@]}"; do
+        make_file "$SRC/audit" "${names[$i]}" "${sizes[$i]}"
+        upload "$SRC/audit/${names[$i]}"
+        files+=("$FTP_HOME/${names[$i]}")
+    done
+    wait_processed 15 "${files[@]}"
+    expect_processed_once "${files[@]}"
+
+    local json ftp_uid ftp_gid hook_uid hook_gid entry call
+    json=$(processed_json)
+    ftp_uid=$(id_of "$FTP_USER")
+    ftp_gid=$(gid_of "$FTP_USER")
+    hook_uid=$(id_of "$HOOK_USER")
+    hook_gid=$(gid_of "$HOOK_USER")
+    for i in "${!files[@]}"; do
+        entry=$(jq -c --arg f "${files[$i]}" 'select(.UPLOAD_FILE == $f)' <<<"$json")
+        jq -e --arg vuser "$FTP_USER" --arg size "${sizes[$i]}" \
+            --arg uid "$ftp_uid" --arg gid "$ftp_gid" '
+            .MESSAGE_ID == "'"$MID_PROCESSED"'" and .UPLOAD_VUSER == $vuser
+            and .UPLOAD_SIZE == $size and .UPLOAD_UID == $uid and .UPLOAD_GID == $gid
+            and .SCRIPT_EXIT_STATUS == "0"
+            and (.SCRIPT_DURATION_USEC | test("^[0-9]+$"))
+            and ._SYSTEMD_UNIT == "'"$READER_UNIT"'"' <<<"$entry" >/dev/null ||
+            fail "journal entry for ${files[$i]} lacks a documented field or has a wrong value: $entry"
+        call=$(hook_calls "${files[$i]}")
+        [ "$(grep -c . <<<"$call")" = 1 ] || fail "upload program ran $(grep -c . <<<"$call") times for ${files[$i]}"
+        jq -e --argjson uid "$hook_uid" --argjson gid "$hook_gid" --arg vuser "$FTP_USER" \
+            --arg size "${sizes[$i]}" \
+            '.argc == 1 and .uid == $uid and .gid == $gid and .vuser == $vuser and .size == $size' \
+            <<<"$call" >/dev/null || fail "upload program ran with unexpected argv/ids/variables: $call"
+        if jq -e '.env | test("(^| )(NOTIFY_SOCKET|LISTEN_FDS|LISTEN_FDNAMES|WATCHDOG_USEC|WATCHDOG_PID|INVOCATION_ID|JOURNAL_STREAM) ")' \
+            <<<"$call" >/dev/null; then
+            fail "upload program inherited the service's environment: $(jq -r .env <<<"$call")"
+        fi
+    done
+    note "example entry: $(jq -c 'select(.UPLOAD_FILE == "'"${files[2]}"'") | with_entries(select(.key | test("^(MESSAGE_ID|UPLOAD_|SCRIPT_)")))' <<<"$json")"
+}
+
+# ---------------------------------------------------------------------------
+case_watchdog() {
+    require_package
+    ensure_ftpd
+    unit_is "$READER_UNIT" active || fail "$READER_UNIT is $(unit_state "$READER_UNIT")"
+    local wd restart old restarts0 t0 dt i
+    local -a files=()
+    wd=$(span_secs "$(unit_prop "$READER_UNIT" WatchdogUSec)")
+    restart=$(span_secs "$(unit_prop "$READER_UNIT" RestartUSec)")
+    [ "$wd" -gt 0 ] || fail "$READER_UNIT has no WatchdogSec="
+    note "WatchdogSec=${wd}s RestartSec=${restart}s"
+    old=$(main_pid "$READER_UNIT")
+    restarts0=$(unit_prop "$READER_UNIT" NRestarts)
+    t0=$SECONDS
+    ct kill -STOP "$old"
+    note "reader $old stopped; uploading while it is frozen"
+    for i in 1 2 3; do
+        make_file "$SRC/watchdog" "while-frozen-$i.dat" $((i * 1000))
+        upload "$SRC/watchdog/while-frozen-$i.dat"
+        files+=("$FTP_HOME/while-frozen-$i.dat")
+    done
+    wait_until $((wd + restart + 15)) "systemd to kill and restart the frozen reader" \
+        main_pid_changed "$READER_UNIT" "$old"
+    dt=$((SECONDS - t0))
+    note "restarted after ${dt}s as pid $(main_pid "$READER_UNIT")"
+    [ "$(unit_prop "$READER_UNIT" NRestarts)" -gt "$restarts0" ] || fail "NRestarts did not increase"
+    ct journalctl -q --no-pager -u "$READER_UNIT" --since "-$((dt + 5))s" | grep -qi 'watchdog timeout' ||
+        fail "systemd did not log a watchdog timeout for $READER_UNIT"
+    if ct kill -0 "$old" 2>/dev/null; then fail "the frozen reader $old still exists"; fi
+    wait_processed 20 "${files[@]}"
+    expect_processed_once "${files[@]}"
+}
+
+# ---------------------------------------------------------------------------
+case_crash_without_loss() {
+    require_package
+    ensure_ftpd
+    unit_is "$READER_UNIT" active || fail "$READER_UNIT is $(unit_state "$READER_UNIT")"
+    local n=40 i k pid restarts0 spid since ftpd_pid name slow=stream-12-slow.dat
+    local -a files=()
+    # Upload 12 keeps the program busy for 2 s: the second kill lands while
+    # the reader is in the middle of a record.
+    for i in $(seq -w 1 $n); do
+        name=stream-$i.dat
+        [ "$i" = 12 ] && name=$slow
+        files+=("$FTP_HOME/$name")
+        make_file "$SRC/stream" "$name" $((RANDOM % 5000))
+    done
+    restarts0=$(unit_prop "$READER_UNIT" NRestarts)
+    ftpd_pid=$(main_pid "$FTPD_UNIT")
+    since=$(ct date '+%Y-%m-%d %H:%M:%S')
+    note "streaming $n uploads"
+    cts 'for f in "$1"/stream-*.dat; do
+             curl -sS --max-time 20 -T "$f" "$2" || echo "UPLOAD FAILED: $f"
+             sleep 0.1
+         done
+         echo STREAM DONE' "$SRC/stream" "$(ftp_url)" >"$E2E_WORK/stream.log" 2>&1 &
+    spid=$!
+    for k in 1 2 3; do
+        if [ "$k" = 2 ]; then
+            wait_until 20 "the upload program to run for $slow" \
+                ct pgrep -f -- "e2e-upload-hook .*/$slow"
+        else
+            sleep 1
+        fi
+        pid=$(main_pid "$READER_UNIT")
+        [ "$pid" != 0 ] || fail "reader has no MainPID before kill $k"
+        ct kill -KILL "$pid"
+        note "kill -9 $pid ($k/3$([ "$k" = 2 ] && echo ", while the program runs for $slow"))"
+        wait_until 15 "systemd to restart the reader after kill $k" main_pid_changed "$READER_UNIT" "$pid"
+    done
+    if ! kill -0 "$spid" 2>/dev/null; then note "(the upload stream ended before the third kill)"; fi
+    local log=$E2E_WORK/stream.log
+    wait "$spid" || fail "the upload stream failed: $(tail -3 "$log")"
+    grep -q 'STREAM DONE' "$log" || fail "the upload stream did not finish: $(tail -3 "$log")"
+    if grep 'UPLOAD FAILED' "$log"; then fail "some uploads failed while the reader was killed"; fi
+    [ "$(unit_prop "$READER_UNIT" NRestarts)" -ge $((restarts0 + 3)) ] || fail "NRestarts grew by less than 3"
+    wait_processed 30 "${files[@]}"
+    expect_processed_once "${files[@]}"
+    [ "$(main_pid "$FTPD_UNIT")" = "$ftpd_pid" ] || fail "pure-ftpd's main process changed"
+    if ct journalctl -q --no-pager -u "$FTPD_UNIT" --since "$since" | grep -Ei 'broken pipe|EPIPE|SIGPIPE'; then
+        fail "pure-ftpd logged a broken pipe"
+    fi
+}
+
+# ---------------------------------------------------------------------------
+# The live download session of a rate-limited curl, as seen by ftpwho tools.
+who_dl_line() {
+    grep -E "^[0-9]+\|$FTP_USER\|[0-9]+\| *DL *\|[^|]*who-download\.bin"
+}
+
+case_socket_activation() {
+    require_package
+    ensure_ftpd
+    unit_is "$WHO_SOCKET_UNIT" active || fail "$WHO_SOCKET_UNIT is not active"
+    [ "$(unit_prop "$WHO_UNIT" InactiveExitTimestampMonotonic)" = 0 ] ||
+        fail "$WHO_UNIT already ran before the first query"
+    unit_is "$WHO_UNIT" inactive || fail "$WHO_UNIT is $(unit_state "$WHO_UNIT") before the first query"
+    ct usermod -a -G ftpwho "$WHO_USER"
+
+    # Large and slow enough to outlast the socket buffers and the checks.
+    cts 'truncate -s 64M "$1/who-download.bin"; chown "$2:" "$1/who-download.bin"' \
+        "$FTP_HOME" "$FTP_USER"
+    ct systemctl reset-failed e2e-download.service 2>/dev/null || true
+    ct systemd-run --quiet --unit=e2e-download --property=RuntimeMaxSec=120 \
+        curl -sS --limit-rate 50k -o /dev/null "$(ftp_url who-download.bin)"
+    local c_who
+    c_who=$(ct dpkg-divert --truename /usr/sbin/pure-ftpwho)
+    wait_until 15 "Debian's pure-ftpwho (as root) to show the download" \
+        cts '"$1" -s | grep -Eq "\|$2\|[0-9]+\| *DL *\|"' "$c_who" "$FTP_USER"
+
+    local out rc json root_line c_line q_line
+    out=$(ct -u "$WHO_USER" ftpwho-query -s) || fail "ftpwho-query -s as $WHO_USER (group ftpwho) failed: exit $?"
+    [ "$(unit_prop "$WHO_UNIT" InactiveExitTimestampMonotonic)" != 0 ] ||
+        fail "$WHO_UNIT was not started by the first query"
+    note "ftpwho-query -s as $WHO_USER: $out"
+    q_line=$(who_dl_line <<<"$out") || fail "ftpwho-query -s does not show the live download: $out"
+    root_line=$(ct pure-ftpwho -s | who_dl_line) || fail "pure-ftpwho -s (root) does not show the download"
+    c_line=$(ct "$c_who" -s | who_dl_line) || fail "Debian's pure-ftpwho -s does not show the download"
+    # Compare what does not move between two looks: pid, account, state, file, peers.
+    local stable='{print $1 "|" $2 "|" $4 "|" $5 "|" $6 "|" $7 "|" $8 "|" $10}'
+    [ "$(awk -F'|' "$stable" <<<"$q_line")" = "$(awk -F'|' "$stable" <<<"$root_line")" ] ||
+        fail "ftpwho-query -s and pure-ftpwho -s differ: '$q_line' vs '$root_line'"
+    [ "$(awk -F'|' "$stable" <<<"$q_line")" = "$(awk -F'|' "$stable" <<<"$c_line")" ] ||
+        fail "ftpwho-query -s and Debian's pure-ftpwho -s differ: '$q_line' vs '$c_line'"
+
+    json=$(ct -u "$WHO_USER" ftpwho-query --json) || fail "ftpwho-query --json as $WHO_USER failed: exit $?"
+    note "ftpwho-query --json: $json"
+    # One object per session with typed fields (account, state, pid, file, ...).
+    jq -e --arg u "$FTP_USER" --argjson pid "$(cut -d'|' -f1 <<<"$q_line")" '
+        [.. | objects | select(.account == $u and .state == "download" and .pid == $pid
+            and (.file | tostring | test("who-download\\.bin$")))] | length == 1' \
+        <<<"$json" >/dev/null ||
+        fail "ftpwho-query --json does not show the download session (pid, account, state, file) of $FTP_USER"
+
+    rc=0
+    out=$(ct -u "$OUT_USER" ftpwho-query -s 2>&1) || rc=$?
+    note "as $OUT_USER (not in ftpwho): exit $rc: $out"
+    [ "$rc" = 4 ] || fail "a user outside group ftpwho got exit code $rc, expected 4 (permission denied)"
+
+    ct systemctl stop e2e-download.service 2>/dev/null || true
+    ct systemctl reset-failed e2e-download.service 2>/dev/null || true
+    wait_until 15 "$WHO_UNIT to exit after its idle time (3 s)" unit_is "$WHO_UNIT" inactive
+    [ "$(unit_prop "$WHO_UNIT" Result)" = success ] || fail "$WHO_UNIT ended with result $(unit_prop "$WHO_UNIT" Result)"
+    unit_is "$WHO_SOCKET_UNIT" active || fail "$WHO_SOCKET_UNIT is no longer listening"
+    ct -u "$WHO_USER" ftpwho-query -s >/dev/null || fail "a query after the idle exit failed"
+    note "responder started again on demand"
+}
+
+# ---------------------------------------------------------------------------
+# check_sandbox UNIT PID: the sandbox settings UNIT declares are in effect
+# for the running process PID.
+check_sandbox() {
+    local unit=$1 pid=$2 props status ps
+    props=$(ct systemctl show -p User,DynamicUser,NoNewPrivileges,ProtectSystem,ProtectHome,PrivateTmp,PrivateNetwork,PrivateDevices,CapabilityBoundingSet,AmbientCapabilities,SystemCallFilter,ReadWritePaths "$unit")
+    prop() { awk -F= -v k="$1" '$1 == k {sub(/^[^=]*=/, ""); print}' <<<"$props"; }
+    status=$(ct cat "/proc/$pid/status")
+    note "$unit (pid $pid): $(grep -E '^(Uid|Gid|NoNewPrivs|Seccomp|CapEff|CapBnd):' <<<"$status" | tr -s '\t\n' '  ')"
+    grep -E '^(NoNewPrivileges|ProtectSystem|ProtectHome|PrivateTmp|PrivateNetwork|PrivateDevices|DynamicUser|User)=' <<<"$props" |
+        tr '\n' ' ' | sed 's/^/    /'
+    echo
+    in_ns() { ct nsenter -t "$pid" -m "$@"; }
+    writable() { in_ns sh -c 'touch "$1/.e2e-probe" 2>/dev/null && rm -f "$1/.e2e-probe"' _ "$1"; }
+    # Whether a ReadWritePaths= entry opens DIR (or a parent of it).
+    opened() {
+        local p
+        for p in $(prop ReadWritePaths); do
+            p=${p#-}
+            case "$1/" in "${p%/}/"*) return 0 ;; esac
+        done
+        return 1
+    }
+
+    if [ "$(prop NoNewPrivileges)" = yes ]; then
+        grep -Eq '^NoNewPrivs:\s+1' <<<"$status" || fail "$unit declares NoNewPrivileges= but the process lacks no_new_privs"
+    fi
+    if [ -n "$(prop SystemCallFilter)" ]; then
+        grep -Eq '^Seccomp:\s+2' <<<"$status" || fail "$unit declares SystemCallFilter= but no seccomp filter is active"
+    fi
+    ps=$(prop ProtectSystem)
+    case "$ps" in
+        yes | full | strict)
+            if writable /usr; then fail "$unit declares ProtectSystem=$ps but /usr is writable in its namespace"; fi
+            ;;&
+        full | strict)
+            if writable /etc; then fail "$unit declares ProtectSystem=$ps but /etc is writable in its namespace"; fi
+            ;;&
+        strict)
+            local d
+            for d in /var /var/lib /run /srv /opt; do
+                in_ns test -d "$d" || continue
+                opened "$d" && continue
+                if writable "$d"; then
+                    fail "$unit declares ProtectSystem=strict but $d is writable in its namespace (ReadWritePaths=$(prop ReadWritePaths))"
+                fi
+            done
+            ;;
+    esac
+    case "$(prop ProtectHome)" in
+        yes | tmpfs)
+            if in_ns test -e "/home/$WHO_USER/.bashrc"; then
+                fail "$unit declares ProtectHome= but /home/$WHO_USER is visible"
+            fi
+            ;;
+        read-only)
+            if writable "/home/$WHO_USER"; then fail "$unit declares ProtectHome=read-only but /home is writable"; fi
+            ;;
+    esac
+    if [ "$(prop PrivateTmp)" = yes ]; then
+        ct touch /tmp/.e2e-private-tmp-probe
+        if in_ns test -e /tmp/.e2e-private-tmp-probe; then fail "$unit declares PrivateTmp= but shares /tmp"; fi
+    fi
+    if [ "$(prop PrivateNetwork)" = yes ]; then
+        [ "$(ct readlink "/proc/$pid/ns/net")" != "$(ct readlink /proc/1/ns/net)" ] ||
+            fail "$unit declares PrivateNetwork= but shares the network namespace"
+    fi
+    # caps FIELD: the capability names of a /proc/PID/status field, sorted.
+    caps() {
+        ct capsh --decode="$(awk -v f="$1:" '$1 == f {print $2}' <<<"$status")" |
+            sed 's/^.*=//' | tr ',' '\n' | grep . | sort | tr '\n' ' '
+    }
+    names() { tr ' ' '\n' <<<"$1" | grep . | sort | tr '\n' ' '; }
+    local bnd amb
+    bnd=$(prop CapabilityBoundingSet)
+    if [ -n "$bnd" ]; then
+        [ "$(caps CapBnd)" = "$(names "$bnd")" ] ||
+            fail "$unit's bounding set at run time ($(caps CapBnd)) differs from CapabilityBoundingSet= ($bnd)"
+    fi
+    amb=$(prop AmbientCapabilities)
+    if [ -n "$amb" ] && ! grep -Eq '^Uid:\s+0\s' <<<"$status"; then
+        [ "$(caps CapEff)" = "$(names "$amb")" ] ||
+            fail "$unit's effective capabilities ($(caps CapEff)) differ from AmbientCapabilities= ($amb)"
+    fi
+}
+
+case_hardening() {
+    require_package
+    ensure_ftpd
+    unit_is "$READER_UNIT" active || fail "$READER_UNIT is $(unit_state "$READER_UNIT")"
+    local rpid wpid uid score u
+    for u in "$READER_UNIT" "$WHO_UNIT"; do
+        score=$(ct systemd-analyze security --no-pager "$u" |
+            sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')
+        note "systemd-analyze security $u: $score"
+        awk -v s="$score" 'BEGIN { exit !(s != "" && s <= 2.0) }' ||
+            fail "$u has exposure level '$score' at run time, above 2.0"
+    done
+
+    rpid=$(main_pid "$READER_UNIT")
+    check_sandbox "$READER_UNIT" "$rpid"
+    # The upload program still writes where its drop-in allows.
+    make_file "$SRC/hardening" hardening-probe.txt 100
+    upload "$SRC/hardening/hardening-probe.txt"
+    wait_until 15 "the upload program to record hardening-probe.txt in $HOOK_DIR" \
+        hook_called "$FTP_HOME/hardening-probe.txt"
+    ct nsenter -t "$rpid" -m sh -c 'touch "$1/.e2e-probe" && rm "$1/.e2e-probe"' _ "$HOOK_DIR" ||
+        fail "$HOOK_DIR (ReadWritePaths= of the drop-in) is not writable in the reader's namespace"
+
+    ct -u "$WHO_USER" ftpwho-query --json >/dev/null || fail "ftpwho-query --json failed"
+    wpid=$(main_pid "$WHO_UNIT")
+    [ "$wpid" != 0 ] || fail "$WHO_UNIT has no running process right after a query"
+    uid=$(ct awk '/^Uid:/ {print $2}' "/proc/$wpid/status")
+    [ "$uid" != 0 ] || fail "the responder runs as root"
+    [ "$(unit_prop "$WHO_UNIT" ProtectSystem)" = strict ] || fail "$WHO_UNIT does not use ProtectSystem=strict"
+    check_sandbox "$WHO_UNIT" "$wpid"
+}
+
+# ---------------------------------------------------------------------------
+case_package_lifecycle() {
+    require_package
+    ensure_ftpd
+    local u st f owner
+    cts 'dpkg-query -L "$1" > "$2/files.installed"' "$PKG_NAME" "$STATE"
+    ct -u "$WHO_USER" ftpwho-query -s >/dev/null || true
+    note "apt-get remove $PKG_NAME (reader and responder running)"
+    ct -t 120 env DEBIAN_FRONTEND=noninteractive apt-get remove -y -q "$PKG_NAME" ||
+        fail "apt-get remove failed"
+    for u in "$READER_UNIT" "$READER_PATH_UNIT" "$WHO_UNIT" "$WHO_SOCKET_UNIT"; do
+        st=$(unit_state "$u")
+        case "$st" in
+            inactive | failed) ;;
+            *) fail "$u is '$st' after removal" ;;
+        esac
+    done
+    if cts 'for p in /proc/[0-9]*; do readlink "$p/exe"; done 2>/dev/null | grep -E "/(pure-uploadscript|ftpwhod)( \(deleted\))?$"'; then
+        fail "a daemon of the package still runs after removal"
+    fi
+
+    stop_ftpd
+    # The suite's own drop-ins belong to the administrator, not the package.
+    ct rm -rf /etc/systemd/system/pure-uploadscript.service.d/50-e2e.conf \
+        /etc/pure-uploadscript.d/50-e2e.toml /etc/ftpwhod.d/50-e2e.toml
+    ct rmdir --ignore-fail-on-non-empty /etc/systemd/system/pure-uploadscript.service.d \
+        /etc/pure-uploadscript.d /etc/ftpwhod.d 2>/dev/null || true
+    note "dpkg -P $PKG_NAME"
+    ct -t 120 env DEBIAN_FRONTEND=noninteractive dpkg -P "$PKG_NAME" || fail "dpkg -P failed"
+    ct systemctl daemon-reload
+    st=$(ct dpkg-query -W -f='${Status}' "$PKG_NAME" 2>/dev/null || true)
+    case "$st" in "" | *not-installed*) ;; *) fail "package status after purge: $st" ;; esac
+
+    local left
+    left=$(ct find /etc/systemd /lib/systemd /usr/lib/systemd /run/systemd/system \
+        \( -name 'pure-uploadscript*' -o -name 'uploadscript@*' -o -name 'pure-ftpwho*' \) 2>/dev/null || true)
+    [ -z "$left" ] || fail "unit files left after purge: $left"
+    left=$(ct systemctl list-units --all --no-legend --plain 'pure-uploadscript*' 'uploadscript@*' 'pure-ftpwho*' || true)
+    [ -z "$left" ] || fail "units still loaded after purge: $left"
+    # Files the package shipped that still exist and no other package owns
+    # (directories and Debian's files restored from the diversions are fine).
+    left=$(cts 'while IFS= read -r f; do
+                    [ -d "$f" ] && continue
+                    [ -e "$f" ] || [ -L "$f" ] || continue
+                    dpkg-query -S "$f" >/dev/null 2>&1 && continue
+                    echo "$f"
+                done < "$1/files.installed"' "$STATE")
+    [ -z "$left" ] || fail "files of the package left after purge: $left"
+    left=$(ct dpkg-divert --list | grep -F "$PKG_NAME" || true)
+    [ -z "$left" ] || fail "diversions left after purge: $left"
+    for f in /usr/sbin/pure-ftpwho /usr/sbin/pure-uploadscript; do
+        owner=$(ct dpkg-query -S "$f" | awk -F': ' '{print $1}')
+        [ "$owner" = pure-ftpd ] || fail "$f belongs to '$owner' after purge, expected pure-ftpd"
+    done
+    left=$(ct dpkg --verify pure-ftpd || true)
+    [ -z "$left" ] || fail "Debian's pure-ftpd files differ after purge: $left"
+    left=$(cts 'cut -d: -f1 /etc/passwd | sort | comm -13 "$1/passwd.before" -' "$STATE")
+    [ -z "$left" ] || fail "users left after purge: $left"
+    left=$(cts 'cut -d: -f1 /etc/group | sort | comm -13 "$1/group.before" -' "$STATE")
+    [ -z "$left" ] || fail "groups left after purge: $left"
+    ct test ! -e /run/pure-ftpwho.sock || fail "/run/pure-ftpwho.sock left after purge"
+}
