@@ -751,7 +751,8 @@ fn a_restarted_daemon_takes_the_fifo_back_and_loses_nothing_queued() {
     );
     let stderr = second.stop();
     assert!(
-        stderr.contains("descriptor \"upload-pipe\" passed by systemd"),
+        stderr.contains("(descriptor kept in systemd's store)")
+            && stderr.contains("PIPE_ORIGIN=\"fdstore\""),
         "{stderr}"
     );
     // Only the first instance stores the pipe: the second got it from the

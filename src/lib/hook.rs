@@ -92,7 +92,7 @@ pub enum ProgramError {
     #[error("{0}: the program must be given by an absolute path")]
     NotAbsolute(PathBuf),
     /// The path cannot be examined.
-    #[error("{0}: {1}")]
+    #[error("the program {0}: {1}")]
     Unusable(PathBuf, io::Error),
     /// Not a regular file (after following symlinks).
     #[error("{0}: not a regular file")]
@@ -364,57 +364,49 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// The name of `uid` in the user database, if any and not empty.
 pub fn user_name(uid: u32) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: pwd and buf are valid for getpwuid_r to fill.
-        unsafe {
-            let mut pwd: libc::passwd = std::mem::zeroed();
-            let mut result = std::ptr::null_mut();
-            let rc = libc::getpwuid_r(
-                uid,
-                &mut pwd,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            );
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
-            }
-            if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
-                return None;
-            }
-            let name = CStr::from_ptr(pwd.pw_name).to_bytes();
-            return (!name.is_empty()).then(|| name.to_vec());
-        }
-    }
+    // SAFETY: getpwuid_r fills the zeroed passwd and the buffer it is given.
+    name_lookup(
+        |pwd: &mut libc::passwd, buf, result| unsafe {
+            libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result)
+        },
+        |pwd| pwd.pw_name,
+    )
 }
 
 /// The name of `gid` in the group database, if any and not empty.
 pub fn group_name(gid: u32) -> Option<Vec<u8>> {
+    // SAFETY: getgrgid_r fills the zeroed group and the buffer it is given.
+    name_lookup(
+        |grp: &mut libc::group, buf, result| unsafe {
+            libc::getgrgid_r(gid, grp, buf.as_mut_ptr().cast(), buf.len(), result)
+        },
+        |grp| grp.gr_name,
+    )
+}
+
+/// Runs a `get*_r` look-up, growing its buffer on `ERANGE`, and copies the
+/// name field of the entry found (`None` when none, or an empty name).
+fn name_lookup<E>(
+    fill: impl Fn(&mut E, &mut [u8], &mut *mut E) -> libc::c_int,
+    name: impl Fn(&E) -> *const libc::c_char,
+) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 1024];
     loop {
-        // SAFETY: grp and buf are valid for getgrgid_r to fill.
-        unsafe {
-            let mut grp: libc::group = std::mem::zeroed();
-            let mut result = std::ptr::null_mut();
-            let rc = libc::getgrgid_r(
-                gid,
-                &mut grp,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut result,
-            );
-            if rc == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
-            }
-            if rc != 0 || result.is_null() || grp.gr_name.is_null() {
-                return None;
-            }
-            let name = CStr::from_ptr(grp.gr_name).to_bytes();
-            return (!name.is_empty()).then(|| name.to_vec());
+        // SAFETY: passwd and group are plain C structs; all-zero is valid.
+        let mut entry: E = unsafe { std::mem::zeroed() };
+        let mut result = std::ptr::null_mut();
+        let rc = fill(&mut entry, &mut buf, &mut result);
+        if rc == libc::ERANGE && buf.len() < 1 << 20 {
+            buf.resize(buf.len() * 4, 0);
+            continue;
         }
+        let field = name(&entry);
+        if rc != 0 || result.is_null() || field.is_null() {
+            return None;
+        }
+        // SAFETY: the look-up succeeded: the field points at a C string in buf.
+        let name = unsafe { CStr::from_ptr(field) }.to_bytes();
+        return (!name.is_empty()).then(|| name.to_vec());
     }
 }
 

@@ -263,6 +263,47 @@ fn ensure_stdio() {
     }
 }
 
+/// Where the daemon got the upload pipe (logged as `PIPE_ORIGIN`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PipeOrigin {
+    /// Created by the daemon: it did not exist.
+    Created,
+    /// Opened by path.
+    Opened,
+    /// Taken back from systemd's file descriptor store.
+    FdStore,
+    /// Passed by a `.socket` unit's `ListenFIFO=`.
+    ListenFifo,
+}
+
+impl PipeOrigin {
+    /// The `PIPE_ORIGIN` value: `created`, `opened`, `fdstore`,
+    /// `listen-fifo`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipeOrigin::Created => "created",
+            PipeOrigin::Opened => "opened",
+            PipeOrigin::FdStore => "fdstore",
+            PipeOrigin::ListenFifo => "listen-fifo",
+        }
+    }
+
+    /// Words for the log message.
+    pub fn describe(self) -> &'static str {
+        match self {
+            PipeOrigin::Created => "created",
+            PipeOrigin::Opened => "opened",
+            PipeOrigin::FdStore => "descriptor kept in systemd's store",
+            PipeOrigin::ListenFifo => "descriptor passed by a ListenFIFO= socket",
+        }
+    }
+
+    /// True when systemd holds the descriptor already.
+    pub fn passed_by_systemd(self) -> bool {
+        matches!(self, PipeOrigin::FdStore | PipeOrigin::ListenFifo)
+    }
+}
+
 /// Picks the FIFO among descriptors passed by systemd: the one named
 /// `upload-pipe` (the store), else the first FIFO (`ListenFIFO=`).
 fn take_passed_fifo() -> Result<Option<(OwnedFd, String)>, DaemonError> {
@@ -436,23 +477,32 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     let signals = stop_signals()
         .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
 
-    let (fifo_fd, origin, passed_by_systemd) = match take_passed_fifo()? {
+    let (fifo_fd, origin) = match take_passed_fifo()? {
         Some((fd, name)) => {
             fifo::check_fd(
                 fd.as_fd(),
                 Path::new(&format!("descriptor \"{name}\" from systemd")),
             )?;
-            (fd, format!("descriptor \"{name}\" passed by systemd"), true)
+            let origin = if name == fifo::STORE_NAME {
+                PipeOrigin::FdStore
+            } else {
+                PipeOrigin::ListenFifo
+            };
+            (fd, origin)
         }
         None => {
             let (fd, created) = fifo::open_or_create(&settings.pipe)?;
-            let how = if created { "created" } else { "opened" };
-            (fd, format!("{} ({how})", settings.pipe.display()), false)
+            let origin = if created {
+                PipeOrigin::Created
+            } else {
+                PipeOrigin::Opened
+            };
+            (fd, origin)
         }
     };
     // A descriptor passed by systemd is already held by it (the store, or a
     // `.socket` unit); storing it again would exceed FileDescriptorStoreMax=.
-    if !passed_by_systemd {
+    if !origin.passed_by_systemd() {
         if let Err(e) = systemd::store_fd(fifo_fd.as_fd(), fifo::STORE_NAME) {
             tracing::warn!("cannot keep the upload pipe in systemd's descriptor store: {e}");
         }
@@ -485,7 +535,7 @@ fn serve(
     settings: &Settings,
     identity: Option<(u32, u32)>,
     fifo_fd: OwnedFd,
-    origin: String,
+    origin: PipeOrigin,
     signals: OwnedFd,
 ) -> Result<(), DaemonError> {
     std::env::set_current_dir("/")
@@ -514,8 +564,11 @@ fn serve(
     };
     let mut counts = Counts::default();
     tracing::info!(
-        PIPE = origin.as_str(),
-        "waiting for uploads on {origin}; running {}",
+        PIPE = %settings.pipe.display(),
+        PIPE_ORIGIN = origin.as_str(),
+        "waiting for uploads on {} ({}); running {}",
+        settings.pipe.display(),
+        origin.describe(),
         program.display()
     );
     systemd::notify_ready(&format!("waiting for uploads; {}", counts.status_line()));
