@@ -584,11 +584,13 @@ impl Scoreboard {
     pub fn scan_each(&self, mut each: impl FnMut(Entry)) -> Result<Vec<String>, ScoreboardError> {
         let mut dir = self.open_dir()?;
         let dir_fd = dir.fd();
-        let owners = Owners::of_dir(dir_fd);
+        let mut state = ScanState {
+            owners: Owners::of_dir(dir_fd),
+            live: Liveness::default(),
+            buf: vec![0u8; self.max_record_size()],
+            support: Support::default(),
+        };
         let mut notes = Vec::new();
-        let mut live = Liveness::default();
-        let mut buf = vec![0u8; self.max_record_size()];
-        let mut support = Support::default();
         loop {
             let name = match dir.next_name() {
                 None => break,
@@ -602,13 +604,10 @@ impl Scoreboard {
                 continue;
             }
             let shown = || name.to_string_lossy().into_owned();
-            match self.read_one(dir_fd, name, &owners, &mut live, &mut buf, &mut support) {
-                Read::Entry(entry, unlocked) => {
+            match self.read_one(dir_fd, name, &mut state, &mut each) {
+                Read::Entry(unlocked) => {
                     if let Some(why) = unlocked {
                         notes.push(format!("{}: read without its lock: {why}", shown()));
-                    }
-                    if entry.state != State::Free {
-                        each(entry);
                     }
                 }
                 Read::Skipped(why) => notes.push(format!("{}: skipped: {why}", shown())),
@@ -639,15 +638,21 @@ impl Scoreboard {
         }
     }
 
+    /// Reads one file and hands a live, non-free entry to `each` (directly,
+    /// so the record is not moved around on its way).
     fn read_one(
         &self,
         dir_fd: RawFd,
         name: &CStr,
-        owners: &Owners,
-        live: &mut Liveness,
-        buf: &mut [u8],
-        support: &mut Support,
+        state: &mut ScanState,
+        each: &mut impl FnMut(Entry),
     ) -> Read {
+        let ScanState {
+            owners,
+            live,
+            buf,
+            support,
+        } = state;
         let flags =
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
         // Root skips access time updates, unless it lacks CAP_FOWNER.
@@ -715,7 +720,10 @@ impl Scoreboard {
         if !live.exists(entry.pid) {
             return Read::Stale(entry.pid);
         }
-        Read::Entry(entry, unlocked)
+        if entry.state != State::Free {
+            each(entry);
+        }
+        Read::Entry(unlocked)
     }
 
     /// How many sessions `user` has, as the server counts them at login
@@ -772,12 +780,20 @@ impl Scoreboard {
     }
 }
 
-#[allow(clippy::large_enum_variant)]
 enum Read {
-    /// A record, with the reason it was read without the lock, if so.
-    Entry(Entry, Option<String>),
+    /// A record (handed over if live and not free), with the reason it
+    /// was read without the lock, if so.
+    Entry(Option<String>),
     Skipped(String),
     Stale(i32),
+}
+
+/// What a scan carries from one file to the next.
+struct ScanState {
+    owners: Owners,
+    live: Liveness,
+    buf: Vec<u8>,
+    support: Support,
 }
 
 /// The file owners a scan accepts: root, and the effective uid when it
