@@ -588,12 +588,12 @@ impl Scoreboard {
     /// several threads (one per processor, at most 4); entries and notes
     /// still come in directory order, and `each` runs on the calling thread.
     pub fn scan_each(&self, each: impl FnMut(Entry)) -> Result<Vec<String>, ScoreboardError> {
-        self.scan_each_with(scan_threads(), each)
+        self.scan_each_with(scan_threads, each)
     }
 
     fn scan_each_with(
         &self,
-        threads: usize,
+        threads: impl FnOnce() -> usize,
         mut each: impl FnMut(Entry),
     ) -> Result<Vec<String>, ScoreboardError> {
         let mut dir = self.open_dir()?;
@@ -607,6 +607,8 @@ impl Scoreboard {
         let mut notes = Vec::new();
         let mut read = 0usize;
         let mut rest = Vec::new();
+        let mut threads = Some(threads);
+        let mut parallel = None;
         loop {
             let name = match dir.next_name() {
                 None => break,
@@ -619,7 +621,11 @@ impl Scoreboard {
             if !name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) {
                 continue;
             }
-            if threads > 1 && read >= PARALLEL_AFTER {
+            if read >= PARALLEL_AFTER && parallel.is_none() {
+                // Asked only now: it costs a few system calls.
+                parallel = Some(threads.take().map_or(1, |threads| threads()));
+            }
+            if parallel > Some(1) {
                 rest.push(name.to_owned());
                 continue;
             }
@@ -628,7 +634,14 @@ impl Scoreboard {
             self.note(dir_fd, name, outcome, &mut notes);
         }
         if !rest.is_empty()
-            && !self.scan_in_parallel(dir_fd, &state, &rest, threads, &mut each, &mut notes)
+            && !self.scan_in_parallel(
+                dir_fd,
+                &state,
+                &rest,
+                parallel.unwrap_or(1),
+                &mut each,
+                &mut notes,
+            )
         {
             // No thread could be started: read on here.
             for name in &rest {
@@ -1298,7 +1311,9 @@ mod tests {
         );
         let read = |board: &Scoreboard, threads| {
             let mut entries = Vec::new();
-            let notes = board.scan_each_with(threads, |e| entries.push(e)).unwrap();
+            let notes = board
+                .scan_each_with(|| threads, |e| entries.push(e))
+                .unwrap();
             (entries, notes)
         };
         let (one, one_notes) = read(&keep, 1);
