@@ -118,6 +118,7 @@ total[ours]=0
 cpu[c]=0
 cpu[ours]=0
 echo "records per run: $N, rounds: $ROUNDS"
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for round in $(seq "$ROUNDS"); do
     for impl in c ours; do
         start_reader "$impl"
@@ -139,6 +140,7 @@ for round in $(seq "$ROUNDS"); do
             $(( ticks * TICK_MS )) $(( own * TICK_MS ))
     done
 done
+echo "load average after:  $(cut -d' ' -f1-3 /proc/loadavg)"
 ratio=$(echo "${total[ours]} / ${total[c]}" | bc -l)
 cpu_ratio=$(echo "${cpu[ours]} / ${cpu[c]}" | bc -l)
 # Other load on the machine lengthens some rounds a lot: the best round of

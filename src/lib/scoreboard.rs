@@ -26,7 +26,9 @@
 //! is read without the lock and a note says so. Large scoreboards check
 //! pids against one listing of `/proc` (pids missing from it are still
 //! asked with `kill`), so a scan costs five system calls per entry.
-//! [`Scoreboard::scan_each`] hands entries over as they are read.
+//! [`Scoreboard::scan_each`] hands entries over as they are read. Past the
+//! first few hundred files, the rest of a large scoreboard is read by a few
+//! threads, and handed over in directory order all the same.
 //!
 //! ```no_run
 //! use pureftpd_systemd::scoreboard::Scoreboard;
@@ -581,14 +583,32 @@ impl Scoreboard {
 
     /// Like [`scan`](Self::scan), but hands each live, non-free entry to
     /// `each` as soon as it is read, keeping none; returns the notes.
-    pub fn scan_each(&self, mut each: impl FnMut(Entry)) -> Result<Vec<String>, ScoreboardError> {
+    ///
+    /// Past the first few hundred files, a large scoreboard is read by
+    /// several threads (one per processor, at most 4); entries and notes
+    /// still come in directory order, and `each` runs on the calling thread.
+    pub fn scan_each(&self, each: impl FnMut(Entry)) -> Result<Vec<String>, ScoreboardError> {
+        self.scan_each_with(scan_threads, each)
+    }
+
+    fn scan_each_with(
+        &self,
+        threads: impl FnOnce() -> usize,
+        mut each: impl FnMut(Entry),
+    ) -> Result<Vec<String>, ScoreboardError> {
         let mut dir = self.open_dir()?;
         let dir_fd = dir.fd();
-        let owners = Owners::of_dir(dir_fd);
+        let mut state = ScanState {
+            owners: Owners::of_dir(dir_fd),
+            live: Liveness::default(),
+            buf: vec![0u8; self.max_record_size()],
+            support: Support::default(),
+        };
         let mut notes = Vec::new();
-        let mut live = Liveness::default();
-        let mut buf = vec![0u8; self.max_record_size()];
-        let mut support = Support::default();
+        let mut read = 0usize;
+        let mut rest = Vec::new();
+        let mut threads = Some(threads);
+        let mut parallel = None;
         loop {
             let name = match dir.next_name() {
                 None => break,
@@ -601,35 +621,131 @@ impl Scoreboard {
             if !name.to_bytes().starts_with(FILE_PREFIX.as_bytes()) {
                 continue;
             }
-            let shown = || name.to_string_lossy().into_owned();
-            match self.read_one(dir_fd, name, &owners, &mut live, &mut buf, &mut support) {
-                Read::Entry(entry, unlocked) => {
-                    if let Some(why) = unlocked {
-                        notes.push(format!("{}: read without its lock: {why}", shown()));
-                    }
-                    if entry.state != State::Free {
-                        each(entry);
-                    }
-                }
-                Read::Skipped(why) => notes.push(format!("{}: skipped: {why}", shown())),
-                Read::Stale(pid) => {
-                    if self.options.remove_stale {
-                        match unlink_at(dir_fd, name) {
-                            Ok(()) => {
-                                notes.push(format!("{}: removed: process {pid} is gone", shown()))
-                            }
-                            Err(err) => notes.push(format!(
-                                "{}: process {pid} is gone, cannot remove: {err}",
-                                shown()
-                            )),
-                        }
-                    } else {
-                        notes.push(format!("{}: skipped: process {pid} is gone", shown()));
-                    }
-                }
+            if read >= PARALLEL_AFTER && parallel.is_none() {
+                // Asked only now: it costs a few system calls.
+                parallel = Some(threads.take().map_or(1, |threads| threads()));
+            }
+            if parallel > Some(1) {
+                rest.push(name.to_owned());
+                continue;
+            }
+            read += 1;
+            let outcome = self.read_one(dir_fd, name, &mut state, &mut each);
+            self.note(dir_fd, name, outcome, &mut notes);
+        }
+        if !rest.is_empty()
+            && !self.scan_in_parallel(
+                dir_fd,
+                &state,
+                &rest,
+                parallel.unwrap_or(1),
+                &mut each,
+                &mut notes,
+            )
+        {
+            // No thread could be started: read on here.
+            for name in &rest {
+                let outcome = self.read_one(dir_fd, name, &mut state, &mut each);
+                self.note(dir_fd, name, outcome, &mut notes);
             }
         }
         Ok(notes)
+    }
+
+    /// Reads `names` with up to `threads` threads, a chunk at a time, and
+    /// hands entries to `each` (on this thread) in the order of `names`.
+    /// False when no thread could be started (nothing was read).
+    fn scan_in_parallel(
+        &self,
+        dir_fd: RawFd,
+        state: &ScanState,
+        names: &[CString],
+        threads: usize,
+        each: &mut impl FnMut(Entry),
+        notes: &mut Vec<String>,
+    ) -> bool {
+        type Chunk = Vec<(Read, Option<Entry>)>;
+        let chunks: Vec<&[CString]> = names.chunks(PARALLEL_CHUNK).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let (send, receive) = std::sync::mpsc::channel::<(usize, Chunk)>();
+        std::thread::scope(|scope| {
+            let mut started = 0;
+            for _ in 0..threads {
+                let send = send.clone();
+                let (chunks, next) = (&chunks, &next);
+                let mut mine = ScanState {
+                    owners: state.owners,
+                    live: state.live.clone(),
+                    buf: state.buf.clone(),
+                    support: state.support,
+                };
+                let worker = std::thread::Builder::new().spawn_scoped(scope, move || loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(chunk) = chunks.get(i) else { break };
+                    let read = chunk
+                        .iter()
+                        .map(|name| {
+                            let mut entry = None;
+                            let outcome =
+                                self.read_one(dir_fd, name, &mut mine, &mut |e| entry = Some(e));
+                            (outcome, entry)
+                        })
+                        .collect();
+                    if send.send((i, read)).is_err() {
+                        break;
+                    }
+                });
+                started += usize::from(worker.is_ok());
+            }
+            drop(send);
+            if started == 0 {
+                return false;
+            }
+            // Chunks arrive in any order and leave in directory order.
+            let mut waiting: Vec<Option<Chunk>> = (0..chunks.len()).map(|_| None).collect();
+            let mut due = 0;
+            for (i, read) in receive {
+                waiting[i] = Some(read);
+                while let Some(read) = waiting.get_mut(due).and_then(Option::take) {
+                    for ((outcome, entry), name) in read.into_iter().zip(chunks[due]) {
+                        if let Some(entry) = entry {
+                            each(entry);
+                        }
+                        self.note(dir_fd, name, outcome, notes);
+                    }
+                    due += 1;
+                }
+            }
+            true
+        })
+    }
+
+    /// Notes what happened to one file, and removes it when stale.
+    fn note(&self, dir_fd: RawFd, name: &CStr, outcome: Read, notes: &mut Vec<String>) {
+        let shown = || name.to_string_lossy().into_owned();
+        match outcome {
+            Read::Entry(unlocked) => {
+                if let Some(why) = unlocked {
+                    notes.push(format!("{}: read without its lock: {why}", shown()));
+                }
+            }
+            Read::Skipped(why) => notes.push(format!("{}: skipped: {why}", shown())),
+            Read::Stale(pid) => {
+                if self.options.remove_stale {
+                    match unlink_at(dir_fd, name) {
+                        Ok(()) => {
+                            notes.push(format!("{}: removed: process {pid} is gone", shown()))
+                        }
+                        Err(err) => notes.push(format!(
+                            "{}: process {pid} is gone, cannot remove: {err}",
+                            shown()
+                        )),
+                    }
+                } else {
+                    notes.push(format!("{}: skipped: process {pid} is gone", shown()));
+                }
+            }
+        }
     }
 
     fn max_record_size(&self) -> usize {
@@ -639,15 +755,21 @@ impl Scoreboard {
         }
     }
 
+    /// Reads one file and hands a live, non-free entry to `each` (directly,
+    /// so the record is not moved around on its way).
     fn read_one(
         &self,
         dir_fd: RawFd,
         name: &CStr,
-        owners: &Owners,
-        live: &mut Liveness,
-        buf: &mut [u8],
-        support: &mut Support,
+        state: &mut ScanState,
+        each: &mut impl FnMut(Entry),
     ) -> Read {
+        let ScanState {
+            owners,
+            live,
+            buf,
+            support,
+        } = state;
         let flags =
             libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC;
         // Root skips access time updates, unless it lacks CAP_FOWNER.
@@ -715,7 +837,10 @@ impl Scoreboard {
         if !live.exists(entry.pid) {
             return Read::Stale(entry.pid);
         }
-        Read::Entry(entry, unlocked)
+        if entry.state != State::Free {
+            each(entry);
+        }
+        Read::Entry(unlocked)
     }
 
     /// How many sessions `user` has, as the server counts them at login
@@ -772,16 +897,36 @@ impl Scoreboard {
     }
 }
 
-#[allow(clippy::large_enum_variant)]
 enum Read {
-    /// A record, with the reason it was read without the lock, if so.
-    Entry(Entry, Option<String>),
+    /// A record (handed over if live and not free), with the reason it
+    /// was read without the lock, if so.
+    Entry(Option<String>),
     Skipped(String),
     Stale(i32),
 }
 
+/// Files read one by one before the rest of a large scoreboard is read by
+/// several threads.
+const PARALLEL_AFTER: usize = 512;
+/// Files per unit of work when reading in parallel.
+const PARALLEL_CHUNK: usize = 256;
+
+/// Threads for reading a large scoreboard: one per processor, at most 4.
+fn scan_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// What a scan carries from one file to the next.
+struct ScanState {
+    owners: Owners,
+    live: Liveness,
+    buf: Vec<u8>,
+    support: Support,
+}
+
 /// The file owners a scan accepts: root, and the effective uid when it
 /// owns the directory.
+#[derive(Clone, Copy)]
 struct Owners {
     euid: u32,
     dir_owned_by_euid: bool,
@@ -810,7 +955,7 @@ const PROC_LISTING_MIN: usize = 32;
 /// Whether processes exist, as `kill(pid, 0)` tells. Once a scan has
 /// checked [`PROC_LISTING_MIN`] pids, pids seen in one listing of `/proc`
 /// exist; any other pid is still asked with `kill`.
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct Liveness {
     checked: usize,
     /// Sorted pids from `/proc`, once listed.
@@ -1118,6 +1263,85 @@ mod tests {
         );
         assert!(err.is_err());
         assert!(toml::from_str::<Config>("layout = \"huge\"").is_err());
+    }
+
+    #[test]
+    fn large_scoreboards_read_in_parallel_in_directory_order() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id() as i32;
+        let mut entry = Entry {
+            state: State::Idle,
+            pid: me,
+            peer: RawSockaddr::from_socket_addr("192.0.2.7:50000".parse().unwrap()),
+            local: RawSockaddr::from_socket_addr("192.0.2.1:21".parse().unwrap()),
+            date: 1,
+            xfer_date: 0,
+            restart_at: 0,
+            total_size: 0,
+            current_size: 0,
+            account: Vec::new(),
+            filename: Vec::new(),
+        };
+        let count = PARALLEL_AFTER + 3 * PARALLEL_CHUNK + 17;
+        for i in 0..count {
+            entry.account = format!("user{i}").into_bytes();
+            entry.state = if i % 11 == 0 {
+                State::Free
+            } else {
+                State::Idle
+            };
+            // Some stale, some of no known size, some with a bad mode.
+            entry.pid = if i % 97 == 5 { i32::MAX - 7 } else { me };
+            let mut bytes = entry.to_bytes(&Layout::DEBIAN).unwrap();
+            if i % 89 == 3 {
+                bytes.push(0);
+            }
+            let path = dir.path().join(format!("client-{i:08}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let mode = if i % 83 == 7 { 0o400 } else { 0o600 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let keep = Scoreboard::with_options(
+            dir.path(),
+            ScanOptions {
+                remove_stale: false,
+                ..ScanOptions::default()
+            },
+        );
+        let read = |board: &Scoreboard, threads| {
+            let mut entries = Vec::new();
+            let notes = board
+                .scan_each_with(|| threads, |e| entries.push(e))
+                .unwrap();
+            (entries, notes)
+        };
+        let (one, one_notes) = read(&keep, 1);
+        assert!(
+            one.len() > PARALLEL_AFTER + 2 * PARALLEL_CHUNK,
+            "{}",
+            one.len()
+        );
+        assert!(one_notes
+            .iter()
+            .any(|n| n.contains("process") && n.contains("gone")));
+        assert!(one_notes.iter().any(|n| n.contains("no known layout")));
+        assert!(one_notes.iter().any(|n| n.contains("lacks owner read")));
+        assert!(one.iter().all(|e| e.state != State::Free && e.pid == me));
+        for threads in [2, 3] {
+            let (many, many_notes) = read(&keep, threads);
+            assert_eq!(many, one, "{threads} threads");
+            assert_eq!(many_notes, one_notes, "{threads} threads");
+        }
+        // Stale files are removed by the parallel reader too.
+        let stale = one_notes.iter().filter(|n| n.contains("gone")).count();
+        let (_, removing) = read(&Scoreboard::new(dir.path()), 2);
+        assert_eq!(
+            removing.iter().filter(|n| n.contains("removed")).count(),
+            stale
+        );
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, count - stale);
     }
 
     #[test]
