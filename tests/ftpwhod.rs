@@ -509,7 +509,7 @@ fn exit_codes_say_what_went_wrong() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("scoreboard"), "{stderr}");
-    let out = responder.query(&["-s", "-x"]);
+    let out = responder.query(&["-s", "--state", "busy"]);
     assert_eq!(out.status.code(), Some(2));
     let out = responder.query(&["--ping"]);
     assert!(out.status.success());

@@ -4,8 +4,6 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-
 use pureftpd_systemd::cli::query::{Args, EXIT_ERROR};
 use pureftpd_systemd::query::client::{self, ClientError};
 use pureftpd_systemd::query::{Op, Response};
@@ -14,7 +12,8 @@ use pureftpd_systemd::query::{Op, Response};
 const CLEAR: &[u8] = b"\x1b[H\x1b[2J";
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse_ordered(std::env::args_os()).unwrap_or_else(|e| e.exit());
+    args.gateway_interface = std::env::var_os("GATEWAY_INTERFACE").is_some();
     let request = args.request();
     let timeout = Duration::from_secs_f64(args.timeout);
     let redraw = args.watch.is_some() && std::io::stdout().is_terminal();
@@ -56,16 +55,21 @@ fn frame(args: &Args, response: &Response) -> Result<Vec<u8>, ClientError> {
         message: message.to_owned(),
     };
     let mut out = Vec::new();
+    if args.cgi_header() {
+        out.extend_from_slice(pureftpd_systemd::report::html::CGI_HEADER.as_bytes());
+    }
     match args.op() {
         Op::List => {
             if let Some(data) = &response.data {
-                out = serde_json::to_vec_pretty(data).map_err(|e| bad(&e.to_string()))?;
+                serde_json::to_writer_pretty(&mut out, data).map_err(|e| bad(&e.to_string()))?;
                 out.push(b'\n');
             } else {
-                out = response
-                    .output_bytes()
-                    .map_err(|e| bad(&e.message))?
-                    .ok_or_else(|| bad("the answer carries no output"))?;
+                out.extend(
+                    response
+                        .output_bytes()
+                        .map_err(|e| bad(&e.message))?
+                        .ok_or_else(|| bad("the answer carries no output"))?,
+                );
             }
         }
         Op::Count => {

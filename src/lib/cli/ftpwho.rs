@@ -3,11 +3,13 @@
 //! Like the C tool, the output format is chosen by the last format option
 //! on the command line, and `-c`/`-C` imply `-W`, which implies `-w`:
 //! [`Args::parse_ordered`] keeps that order, [`Args::format`] applies it.
+//! `ftpwho-query` takes the same options and resolves them with the same
+//! code, [`format_order`] and [`choose_format`].
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::report::{Filter, Format};
 use crate::scoreboard::{Layout, ScanOptions, State, DEFAULT_DIR};
@@ -229,9 +231,13 @@ pub enum FormatOption {
     Shell,
     /// `--json`
     Json,
+    /// `--openmetrics` (`ftpwho-query` only)
+    OpenMetrics,
 }
 
-const FORMAT_IDS: [(&str, FormatOption); 8] = [
+/// The argument id of each format option of [`Args`] (`ftpwho-query`
+/// names its flags the same way).
+pub const FORMAT_IDS: [(&str, FormatOption); 8] = [
     ("cgi", FormatOption::Cgi),
     ("cgi_upper", FormatOption::Cgi),
     ("html_embedded", FormatOption::Embedded),
@@ -241,6 +247,61 @@ const FORMAT_IDS: [(&str, FormatOption); 8] = [
     ("shell", FormatOption::Shell),
     ("json", FormatOption::Json),
 ];
+
+/// The format options given on the command line of `matches`, in
+/// command-line order; `ids` maps argument ids to options.
+pub fn format_order<'a>(
+    matches: &ArgMatches,
+    ids: impl IntoIterator<Item = (&'a str, FormatOption)>,
+) -> Vec<FormatOption> {
+    let mut order = Vec::new();
+    for (id, option) in ids {
+        if matches.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
+            continue;
+        }
+        if let Some(indices) = matches.indices_of(id) {
+            order.extend(indices.map(|i| (i, option)));
+        }
+    }
+    order.sort_by_key(|&(i, _)| i);
+    order.into_iter().map(|(_, o)| o).collect()
+}
+
+/// The output that format options select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChosenFormat {
+    /// One of the report formats.
+    Report(Format),
+    /// OpenMetrics text (rendered apart from the report formats).
+    OpenMetrics,
+}
+
+/// The output format, as the C tool chooses it from the format options
+/// in command-line `order`: the last one wins, and `-c`/`-C` (also when
+/// given earlier) make HTML a CGI table, `-W` an embedded one; with none,
+/// a CGI HTML page when `gateway_interface` (the variable is set), the
+/// text table (verbose with `-v`) otherwise.
+pub fn choose_format(
+    order: &[FormatOption],
+    verbose: bool,
+    gateway_interface: bool,
+) -> ChosenFormat {
+    let cgi_option = order.contains(&FormatOption::Cgi);
+    let html = Format::Html {
+        cgi: gateway_interface || cgi_option,
+        embedded: cgi_option || order.contains(&FormatOption::Embedded),
+    };
+    ChosenFormat::Report(match order.last() {
+        Some(FormatOption::Cgi | FormatOption::Embedded | FormatOption::Html) => html,
+        Some(FormatOption::Xml) => Format::Xml,
+        Some(FormatOption::Plist) => Format::Plist,
+        Some(FormatOption::Shell) => Format::Shell,
+        Some(FormatOption::Json) => Format::Json,
+        Some(FormatOption::OpenMetrics) => return ChosenFormat::OpenMetrics,
+        None if gateway_interface => html,
+        None => Format::Text { verbose },
+    })
+}
 
 impl Args {
     /// Parses `argv` (program name first), recording the order of the
@@ -252,37 +313,17 @@ impl Args {
     {
         let matches = Args::command().try_get_matches_from(argv)?;
         let mut args = Args::from_arg_matches(&matches)?;
-        let mut order = Vec::new();
-        for (id, option) in FORMAT_IDS {
-            if matches.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
-                continue;
-            }
-            if let Some(indices) = matches.indices_of(id) {
-                order.extend(indices.map(|i| (i, option)));
-            }
-        }
-        order.sort_by_key(|&(i, _)| i);
-        args.format_order = order.into_iter().map(|(_, o)| o).collect();
+        args.format_order = format_order(&matches, FORMAT_IDS);
         Ok(args)
     }
 
-    /// The output format, as the C tool chooses it: the last format
-    /// option wins; with none, HTML for CGI when `gateway_interface` (the
-    /// variable is set), the text table otherwise.
+    /// The output format, as the C tool chooses it (see
+    /// [`choose_format`]).
     pub fn format(&self, gateway_interface: bool) -> Format {
-        let cgi = gateway_interface || self.cgi || self.cgi_upper;
-        let embedded = self.cgi || self.cgi_upper || self.html_embedded;
-        let html = Format::Html { cgi, embedded };
-        match self.format_order.last() {
-            Some(FormatOption::Cgi | FormatOption::Embedded | FormatOption::Html) => html,
-            Some(FormatOption::Xml) => Format::Xml,
-            Some(FormatOption::Plist) => Format::Plist,
-            Some(FormatOption::Shell) => Format::Shell,
-            Some(FormatOption::Json) => Format::Json,
-            None if gateway_interface => html,
-            None => Format::Text {
-                verbose: self.verbose,
-            },
+        match choose_format(&self.format_order, self.verbose, gateway_interface) {
+            ChosenFormat::Report(format) => format,
+            // Not an option of pure-ftpwho: the parser never records it.
+            ChosenFormat::OpenMetrics => unreachable!("pure-ftpwho has no --openmetrics"),
         }
     }
 

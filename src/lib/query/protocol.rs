@@ -160,12 +160,15 @@ pub struct Request {
     /// Output format of `list` (default `text`).
     #[serde(default)]
     pub format: Option<OutputFormat>,
-    /// Only this account's sessions (`list`, `count`).
-    #[serde(default)]
-    pub user: Option<String>,
-    /// Only sessions in this state (`list`).
-    #[serde(default)]
-    pub state: Option<StateName>,
+    /// Only these accounts' sessions (`list`), the accounts to count
+    /// (`count`); empty for every session. Wire field `user`: null, one
+    /// string, or an array of strings.
+    #[serde(rename = "user", default, with = "one_or_many")]
+    pub users: Vec<String>,
+    /// Only sessions in these states (`list`, `count`); empty for every
+    /// state. Wire field `state`: null, one name, or an array of names.
+    #[serde(rename = "state", default, with = "one_or_many")]
+    pub states: Vec<StateName>,
     /// Print addresses, never host names (`pure-ftpwho -n`).
     #[serde(default)]
     pub numeric: bool,
@@ -181,8 +184,8 @@ impl Request {
             v: VERSION,
             op,
             format: None,
-            user: None,
-            state: None,
+            users: Vec::new(),
+            states: Vec::new(),
             numeric: false,
         }
     }
@@ -200,6 +203,34 @@ impl Request {
         let mut line = serde_json::to_vec(self).expect("a request always serializes");
         line.push(b'\n');
         line
+    }
+}
+
+/// A request's `user` and `state`: null, one value, or an array of values
+/// (several since the array form was added; a single value is still sent
+/// as itself, so that responders which know only that form understand it).
+mod one_or_many {
+    use serde::de::{DeserializeOwned, Error};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<T: Serialize, S: Serializer>(values: &[T], s: S) -> Result<S::Ok, S::Error> {
+        match values {
+            [] => s.serialize_none(),
+            [one] => one.serialize(s),
+            many => many.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, T: DeserializeOwned, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<T>, D::Error> {
+        let one = |v: Value| T::deserialize(v).map_err(D::Error::custom);
+        match Value::deserialize(d)? {
+            Value::Null => Ok(Vec::new()),
+            Value::Array(items) => items.into_iter().map(one).collect(),
+            value => one(value).map(|v| vec![v]),
+        }
     }
 }
 
@@ -561,9 +592,53 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.op, Op::Count);
-        assert_eq!(request.user.as_deref(), Some("alice"));
-        assert_eq!(request.state, Some(StateName::Upload));
+        assert_eq!(request.users, ["alice"]);
+        assert_eq!(request.states, [StateName::Upload]);
         assert!(request.numeric);
+    }
+
+    #[test]
+    fn user_and_state_take_one_value_or_several() {
+        let request = parse_request(
+            br#"{"v":1,"op":"list","user":["alice","bob"],"state":["idle","upload"]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.users, ["alice", "bob"]);
+        assert_eq!(request.states, [StateName::Idle, StateName::Upload]);
+        // One value travels as itself, as version 1 first defined it, so
+        // that older responders understand it; several as an array.
+        let one = Request {
+            users: vec!["alice".into()],
+            states: vec![StateName::Idle],
+            ..Request::new(Op::List)
+        };
+        assert_eq!(
+            one.to_line(),
+            b"{\"v\":1,\"op\":\"list\",\"format\":null,\"user\":\"alice\",\"state\":\"idle\",\"numeric\":false}\n"
+        );
+        let line = String::from_utf8(request.to_line()).unwrap();
+        assert!(
+            line.contains(r#""user":["alice","bob"],"state":["idle","upload"]"#),
+            "{line}"
+        );
+        assert_eq!(
+            parse_request(br#"{"v":1,"op":"list","user":[],"state":null}"#).unwrap(),
+            Request::new(Op::List)
+        );
+        for bad in [
+            r#"{"v":1,"op":"list","user":5}"#,
+            r#"{"v":1,"op":"list","user":["a",5]}"#,
+            r#"{"v":1,"op":"list","user":[["a"]]}"#,
+            r#"{"v":1,"op":"list","user":{"a":1}}"#,
+            r#"{"v":1,"op":"list","state":["idle","sleeping"]}"#,
+            r#"{"v":1,"op":"list","state":[null]}"#,
+        ] {
+            assert_eq!(code(bad), ErrorCode::BadValue, "{bad}");
+        }
+        let message = parse_request(br#"{"v":1,"op":"list","state":["idle","busy"]}"#)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("busy"), "{message}");
     }
 
     #[test]
@@ -572,8 +647,8 @@ mod tests {
             for op in Op::ALL {
                 let request = Request {
                     format: Some(format),
-                    user: Some("bob \"x\"".into()),
-                    state: Some(StateName::Download),
+                    users: vec!["bob \"x\"".into()],
+                    states: vec![StateName::Download],
                     numeric: true,
                     ..Request::new(op)
                 };
@@ -720,7 +795,14 @@ mod tests {
             v in prop_oneof![Just(Value::from(1)), any::<i64>().prop_map(Value::from), ".{0,4}".prop_map(Value::from)],
             op in prop_oneof![Just("list".to_string()), Just("count".to_string()), ".{0,6}"],
             key in prop_oneof![Just("format".to_string()), Just("user".to_string()), Just("state".to_string()), "[a-z]{1,6}"],
-            value in prop_oneof![Just(Value::Null), any::<bool>().prop_map(Value::from), ".{0,8}".prop_map(Value::from), any::<i32>().prop_map(Value::from)],
+            value in prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                ".{0,8}".prop_map(Value::from),
+                any::<i32>().prop_map(Value::from),
+                proptest::collection::vec(prop_oneof![Just("idle".to_string()), ".{0,5}"], 0..4)
+                    .prop_map(Value::from),
+            ],
         ) {
             let mut object = serde_json::Map::new();
             object.insert("v".into(), v);

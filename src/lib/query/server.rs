@@ -19,7 +19,8 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::auth::{Access, Peer};
 use super::protocol::{
-    parse_request, ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, Stats, View,
+    parse_request, ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, StateName, Stats,
+    View,
 };
 use crate::config::ftpwhod::FtpwhodSettings;
 use crate::report;
@@ -403,11 +404,11 @@ fn timed_out(
     send(stream, Response::error(error));
 }
 
+/// "Now" from the clock `pure-ftpwho` reads (C's `time(NULL)`, which may
+/// lag the precise clock by a tick), so both print the same second.
 fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    // SAFETY: time(NULL) has no preconditions.
+    unsafe { libc::time(std::ptr::null_mut()) }
 }
 
 /// The answer to one request line from `peer`.
@@ -454,23 +455,23 @@ fn denied(peer: &Peer, request: &Request, why: &str) -> ProtocolError {
     )
 }
 
-/// The account whose sessions the peer may see: `None` for all, after
+/// The accounts whose sessions the peer may see: empty for all, after
 /// checking that the request does not name someone else.
-fn view_user(
+fn view_users(
     shared: &Shared,
     request: &Request,
     peer: &Peer,
     access: &Access,
-) -> Result<(View, Option<String>), ProtocolError> {
+) -> Result<(View, Vec<String>), ProtocolError> {
     match access {
-        Access::All => Ok((View::All, request.user.clone())),
-        Access::Own(name) => match &request.user {
-            Some(other) if other != name => Err(denied(
+        Access::All => Ok((View::All, request.users.clone())),
+        Access::Own(name) => match request.users.iter().find(|&other| other != name) {
+            Some(_) => Err(denied(
                 peer,
                 request,
                 &format!("uid {} may only see the sessions of {name}", peer.uid),
             )),
-            _ => Ok((View::Own, Some(name.clone()))),
+            None => Ok((View::Own, vec![name.clone()])),
         },
         Access::Denied => Err(denied(
             peer,
@@ -508,11 +509,11 @@ fn scan(shared: &Shared) -> Result<Vec<Entry>, ProtocolError> {
     Ok(scan.entries)
 }
 
-/// The report module's filter for an account and a state.
-fn report_filter(user: Option<&str>, state: Option<State>) -> report::Filter {
+/// The report module's filter for accounts and states.
+fn report_filter(users: &[String], states: &[StateName]) -> report::Filter {
     report::Filter {
-        users: user.map(|u| u.as_bytes().to_vec()).into_iter().collect(),
-        states: state.into_iter().collect(),
+        users: users.iter().map(|u| u.as_bytes().to_vec()).collect(),
+        states: states.iter().map(|s| s.state()).collect(),
     }
 }
 
@@ -554,9 +555,9 @@ fn execute(
             Ok(response)
         }
         Op::List => {
-            let (view, user) = view_user(shared, request, peer, access)?;
+            let (view, users) = view_users(shared, request, peer, access)?;
             let now = unix_now();
-            let filter = report_filter(user.as_deref(), request.state.map(|s| s.state()));
+            let filter = report_filter(&users, &request.states);
             let format = request.format.unwrap_or_default();
             // OpenMetrics shows no addresses: never wait for name lookups.
             let numeric = request.numeric || format == OutputFormat::Openmetrics;
@@ -595,21 +596,32 @@ fn execute(
             Ok(response)
         }
         Op::Count => {
-            let (view, user) = view_user(shared, request, peer, access)?;
-            let count = match (&user, request.state) {
-                (Some(user), None) => shared
-                    .options
-                    .scoreboard
-                    .count_sessions(user.as_bytes())
-                    .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?,
-                (user, state) => scan(shared)?
+            let (view, mut users) = view_users(shared, request, peer, access)?;
+            users.sort_by_key(|u| u.to_ascii_lowercase());
+            users.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+            let count = if request.states.is_empty() && !users.is_empty() {
+                // Each account as the server counts it at login.
+                let mut count = 0;
+                for user in &users {
+                    count += shared
+                        .options
+                        .scoreboard
+                        .count_sessions(user.as_bytes())
+                        .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
+                }
+                count
+            } else {
+                let states = report_filter(&[], &request.states);
+                scan(shared)?
                     .iter()
-                    .filter(|e| state.map_or(true, |s| e.state == s.state()))
+                    .filter(|e| states.accepts(e))
                     .filter(|e| {
-                        user.as_ref()
-                            .map_or(true, |u| e.account.eq_ignore_ascii_case(u.as_bytes()))
+                        users.is_empty()
+                            || users
+                                .iter()
+                                .any(|u| e.account.eq_ignore_ascii_case(u.as_bytes()))
                     })
-                    .count(),
+                    .count()
             };
             let mut response = Response::ok(Op::Count);
             response.view = Some(view);

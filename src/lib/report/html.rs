@@ -84,9 +84,12 @@ pub fn render(
     super::render(Format::Html { cgi, embedded }, sessions, out)
 }
 
+/// What CGI mode prints before the HTML (`-c`, or `GATEWAY_INTERFACE`).
+pub const CGI_HEADER: &str = "Content-Type: text/html\n\n";
+
 pub(crate) fn header(cgi: bool, embedded: bool, out: &mut Vec<u8>) {
     if cgi {
-        out.extend_from_slice(b"Content-Type: text/html\n\n");
+        out.extend_from_slice(CGI_HEADER.as_bytes());
     }
     if !embedded {
         out.extend_from_slice(PAGE_HEAD.as_bytes());
