@@ -24,6 +24,8 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
+# An empty configuration: the defaults and the options only.
+: >"$work/empty.toml"
 
 # Every crafted session belongs to this live process.
 sleep 3600 &
@@ -51,7 +53,7 @@ for n in 100 10000; do
     sb=$work/sb-$n
     "$craft" "$sb" "$n" "$owner"
     sock=$work/warm-$n.sock
-    "$bin/ftpwhod" --config "$work/none.toml" --listen "$sock" --scoreboard "$sb" \
+    "$bin/ftpwhod" --config "$work/empty.toml" --listen "$sock" --scoreboard "$sb" \
         --idle-timeout 0 2>/dev/null &
     pids+=("$!")
     wait_socket "$sock"
@@ -73,6 +75,6 @@ echo
 echo "== cold start (100 sessions, systemd-socket-activate, first answer)"
 cold_sock=$work/cold.sock
 cold=$("$latency" cold "$cold_sock" 40 -- systemd-socket-activate -l "$cold_sock" \
-    "$bin/ftpwhod" --config "$work/none.toml" --scoreboard "$work/sb-100" --idle-timeout 5)
+    "$bin/ftpwhod" --config "$work/empty.toml" --scoreboard "$work/sb-100" --idle-timeout 5)
 echo "cold start:          p50 $(ms "$(field p50 "$cold")")  p99 $(ms "$(field p99 "$cold")")  (n=$(field n "$cold"))"
 echo "target cold start <= 20 ms (p50): $(verdict "$(field p50 "$cold")" 20000)"

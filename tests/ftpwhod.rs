@@ -733,6 +733,51 @@ fn configuration_errors_name_the_file_and_line() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("no listening socket"));
 }
 
+/// The default /etc/ftpwhod.toml may be absent, but a file named with
+/// --config must exist: a typo must not silently give the defaults.
+#[test]
+fn an_explicit_configuration_file_must_exist() {
+    let dir = open_tempdir();
+    let missing = dir.path().join("missing.toml");
+    // Its drop-in directory being there does not stand in for it.
+    std::fs::create_dir(dir.path().join("missing.d")).unwrap();
+    std::fs::write(dir.path().join("missing.d/10-x.toml"), "top_users = 4\n").unwrap();
+    for extra in [&["--check-config"][..], &["--listen", "unused.sock"]] {
+        let out = Command::new(FTPWHOD)
+            .arg("--config")
+            .arg(&missing)
+            .args(extra)
+            .current_dir(dir.path())
+            .env_remove("LISTEN_FDS")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {out:?}");
+        assert!(out.stdout.is_empty(), "{out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr,
+            format!(
+                "ftpwhod: {}: configuration file not found\n",
+                missing.display()
+            )
+        );
+    }
+    assert!(!dir.path().join("unused.sock").exists());
+    // Present and empty: the defaults, with the drop-ins over them.
+    let empty = dir.path().join("empty.toml");
+    std::fs::write(&empty, "").unwrap();
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&empty)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("group = \"ftpwho\"\n"), "{text}");
+    assert!(text.contains("top_users = 10\n"), "{text}");
+}
+
 #[test]
 fn count_and_stats_from_the_command_line() {
     let fixture = Fixture::varied();

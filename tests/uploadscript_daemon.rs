@@ -829,7 +829,26 @@ fn configuration_and_command_line_are_merged() {
 }
 
 fn start_error(fx: &Fixture, cmd: &mut Command) -> (i32, String) {
-    let out = cmd.stderr(Stdio::piped()).output().unwrap();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A daemon that started instead of refusing would wait forever.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} started instead of failing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
     let _ = fx;
     (
         out.status.code().unwrap_or(-1),
@@ -899,13 +918,20 @@ fn start_up_errors_are_clear() {
         stderr.contains(&format!("{}:3: ", fx.path("bad.toml").display())),
         "{stderr}"
     );
-    // A configuration file asked for must exist.
+    // A configuration file asked for must exist, even with its drop-ins.
+    std::fs::create_dir_all(fx.path("missing.d")).unwrap();
     let mut cmd = Command::new(BIN);
-    cmd.args(["-r", "/bin/true", "--config", "/nonexistent.toml"]);
+    cmd.args(["-r", "/bin/true", "--pipe"])
+        .arg(fx.path("unused.pipe"))
+        .arg("--config")
+        .arg(fx.path("missing.toml"));
     let (code, stderr) = start_error(&fx, &mut cmd);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains("/nonexistent.toml: configuration file not found"),
+        stderr.contains(&format!(
+            "{}: configuration file not found",
+            fx.path("missing.toml").display()
+        )),
         "{stderr}"
     );
     // An insecure FIFO.

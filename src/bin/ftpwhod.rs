@@ -63,7 +63,7 @@ fn main() -> ExitCode {
 }
 
 fn settings(args: &Args) -> anyhow::Result<FtpwhodSettings> {
-    let mut config = FtpwhodConfig::load(&args.config)?;
+    let mut config = FtpwhodConfig::load(args.config.as_deref())?;
     args.apply(&mut config);
     config
         .settings()

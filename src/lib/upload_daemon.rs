@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use crate::audit::{self, Counts};
 use crate::cli::uploadscript::{Args, EXIT_IDENTITY, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE};
 use crate::config::uploadscript::{Hash, Id, UploadscriptConfig, DEFAULT_PATH as CONFIG_PATH};
-use crate::config::{self, ConfigError};
+use crate::config::ConfigError;
 use crate::hook::{self, HashAlgorithm, Hook, HookConfig, ProgramError};
 use crate::systemd;
 use crate::upload_pipe::fifo::{self, FifoError, Reader};
@@ -129,17 +129,11 @@ fn absolute(path: PathBuf) -> Result<PathBuf, DaemonError> {
 }
 
 impl Settings {
-    /// Merges `args` over the configuration files (`--config` or
-    /// `/etc/pure-uploadscript.toml`, plus its `.d` drop-ins).
+    /// Merges `args` over the configuration files (`--config`, which must
+    /// exist, or `/etc/pure-uploadscript.toml`, which may be absent, plus
+    /// its `.d` drop-ins).
     pub fn resolve(args: Args) -> Result<Settings, DaemonError> {
-        let main = args.config.clone().unwrap_or_else(|| CONFIG_PATH.into());
-        if args.config.is_some() && !main.exists() {
-            return Err(DaemonError::Usage(format!(
-                "{}: configuration file not found",
-                main.display()
-            )));
-        }
-        let file: UploadscriptConfig = config::load(&main, Some(&config::drop_in_dir_for(&main)))?;
+        let file = UploadscriptConfig::load(args.config.as_deref())?;
         Self::merge(args, file)
     }
 

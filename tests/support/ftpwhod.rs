@@ -168,8 +168,9 @@ impl Fixture {
 /// No program before `ftpwhod` in [`ftpwhod_command`].
 pub const NO_LAUNCHER: [&str; 0] = [];
 
-/// `ftpwhod --config DIR/none.toml --scoreboard SCOREBOARD` (a missing
-/// configuration file: only the defaults and the options count), started
+/// `ftpwhod --config DIR/empty.toml --scoreboard SCOREBOARD` (an empty
+/// configuration file, written here: only the defaults and the options
+/// count, whatever /etc/ftpwhod.toml holds), started
 /// through `launcher` (e.g. `systemd-socket-activate -l PATH`) when it is
 /// not empty; no journal, no standard input or output.
 pub fn ftpwhod_command<S: AsRef<OsStr>>(
@@ -177,6 +178,8 @@ pub fn ftpwhod_command<S: AsRef<OsStr>>(
     dir: &Path,
     scoreboard: &Path,
 ) -> Command {
+    let config = dir.join("empty.toml");
+    std::fs::write(&config, "").unwrap();
     let mut launcher = launcher.into_iter();
     let mut command = match launcher.next() {
         None => Command::new(FTPWHOD),
@@ -188,7 +191,7 @@ pub fn ftpwhod_command<S: AsRef<OsStr>>(
     };
     command
         .arg("--config")
-        .arg(dir.join("none.toml"))
+        .arg(config)
         .arg("--scoreboard")
         .arg(scoreboard)
         .env_remove("JOURNAL_STREAM")

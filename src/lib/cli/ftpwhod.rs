@@ -15,18 +15,19 @@ pub const EXIT_RUNTIME: u8 = 1;
 pub const EXIT_USAGE: u8 = 2;
 
 const AFTER_HELP: &str = "\
-Configuration: /etc/ftpwhod.toml, then /etc/ftpwhod.d/*.toml in name
-order (--config FILE replaces the first, and FILE's .d directory the
-second). Keys: group, idle_timeout, max_connections, request_timeout,
-max_request_bytes, per_user_view, top_users, scoreboard, layout (auto,
-debian, upstream or { max_user_length = N, filename_len = N }). Options
-given here win.
+Configuration: /etc/ftpwhod.toml if it exists, then /etc/ftpwhod.d/*.toml
+in name order. --config FILE replaces the first and must exist; FILE's .d
+directory, if any, replaces the second. Keys: group, idle_timeout,
+max_connections, request_timeout, max_request_bytes, per_user_view,
+top_users, scoreboard, layout (auto, debian, upstream or
+{ max_user_length = N, filename_len = N }). Options given here win.
 
 Exit status:
   0  exited after --idle-timeout without a client; also --check-config
   1  serving failed
-  2  invalid option or configuration; no socket passed by systemd and no
-     --listen, or the --listen socket cannot be bound";
+  2  invalid option or configuration, or a --config FILE that does not
+     exist; no socket passed by systemd and no --listen, or the --listen
+     socket cannot be bound";
 
 /// Answers "who is online" queries on a unix socket for root and the
 /// members of a group, reading Pure-FTPd's scoreboard read-only.
@@ -37,10 +38,11 @@ Exit status:
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ftpwhod", version, after_help = AFTER_HELP)]
 pub struct Args {
-    /// Main configuration file; its drop-ins are read from the same path
-    /// with .d instead of .toml.
-    #[arg(long, value_name = "FILE", default_value = crate::config::ftpwhod::DEFAULT_PATH)]
-    pub config: PathBuf,
+    /// Main configuration file, which must exist; its drop-ins are read
+    /// from the same path with .d instead of .toml [default:
+    /// /etc/ftpwhod.toml, read if it exists].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 
     /// Bind and listen on this socket path instead of taking the socket from
     /// systemd (mode 0660, group --group); for use without socket activation.

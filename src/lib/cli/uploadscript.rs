@@ -34,11 +34,12 @@ plus PATH=/usr/sbin:/usr/bin:/sbin:/bin and LANG (the daemon's whole
 environment with --keep-env). Only regular files are processed, not
 symbolic links, directories or devices.
 
-Configuration: /etc/pure-uploadscript.toml, then /etc/pure-uploadscript.d/
-*.toml in name order (--config FILE replaces the first, and FILE's .d
-directory the second). Keys: run, uid, gid, pipe, pidfile, daemonize,
-timeout, hash, keep_env, capture_output, vhost_dir (where IP:/path names
-are mapped, default /etc/pure-ftpd/pure-ftpd). Options given here win.
+Configuration: /etc/pure-uploadscript.toml if it exists, then
+/etc/pure-uploadscript.d/*.toml in name order. --config FILE replaces the
+first and must exist; FILE's .d directory, if any, replaces the second.
+Keys: run, uid, gid, pipe, pidfile, daemonize, timeout, hash, keep_env,
+capture_output, vhost_dir (where IP:/path names are mapped, default
+/etc/pure-ftpd/pure-ftpd). Options given here win.
 
 Under systemd (NOTIFY_SOCKET set, or INVOCATION_ID with systemd as the
 parent) the daemon stays in the
@@ -52,8 +53,8 @@ Exit status:
   0  stopped by SIGTERM, SIGINT or SIGHUP (after the running program
      ends or times out); also -h, and the parent process with -B
   1  the upload pipe could not be read any more
-  2  invalid option or configuration; the program is missing, not
-     absolute or not executable
+  2  invalid option or configuration, or a --config FILE that does not
+     exist; the program is missing, not absolute or not executable
   3  the upload pipe cannot be opened or created, or is insecure
      (not a FIFO, mode not 0600, owner not root or the effective user)
   4  the uid/gid cannot be switched to, or the -p pid file cannot be
@@ -98,7 +99,8 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     pub pipe: Option<PathBuf>,
 
-    /// Configuration file [default: /etc/pure-uploadscript.toml]
+    /// Configuration file, which must exist [default:
+    /// /etc/pure-uploadscript.toml, read if it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 

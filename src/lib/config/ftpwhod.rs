@@ -161,9 +161,10 @@ fn seconds(name: &str, value: f64) -> Result<Duration, String> {
 }
 
 impl FtpwhodConfig {
-    /// Loads `main` and its drop-in directory (`main` with `.d`).
-    pub fn load(main: &Path) -> Result<FtpwhodConfig, ConfigError> {
-        super::load(main, Some(&super::drop_in_dir_for(main)))
+    /// Loads `explicit` (`--config FILE`, which must exist) or else
+    /// [`DEFAULT_PATH`] (which may be absent), with its drop-in directory.
+    pub fn load(explicit: Option<&Path>) -> Result<FtpwhodConfig, ConfigError> {
+        super::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
     }
 
     /// Fills in defaults and checks ranges.
@@ -246,7 +247,10 @@ mod tests {
             "per_user_view = true\ntop_users = 3\nlayout = { max_user_length = 32, filename_len = 1024 }\n",
         )
         .unwrap();
-        let s = FtpwhodConfig::load(&main).unwrap().settings().unwrap();
+        let s = FtpwhodConfig::load(Some(&main))
+            .unwrap()
+            .settings()
+            .unwrap();
         assert_eq!(s.group, "ops");
         assert_eq!(s.idle_timeout, None);
         assert_eq!(s.request_timeout, Duration::from_millis(500));

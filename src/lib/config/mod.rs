@@ -4,8 +4,10 @@
 //! main file (e.g. `/etc/pure-uploadscript.toml`) is read first, then every
 //! `*.toml` in the drop-in directory (e.g. `/etc/pure-uploadscript.d/`) in
 //! byte order of their names; a key set by a later file wins. Command-line
-//! options are merged last by the binaries. Missing files are not errors;
-//! unreadable or malformed ones are, naming the file and the line.
+//! options are merged last by the binaries. A missing default main file
+//! or drop-in directory is not an error, but a main file named on the
+//! command line must exist ([`Source`]); unreadable or malformed files are
+//! errors naming the file and the line.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,12 @@ pub enum ConfigError {
         path: PathBuf,
         /// What the system said.
         source: std::io::Error,
+    },
+    /// A main file named explicitly (`--config FILE`) does not exist.
+    #[error("{path}: configuration file not found")]
+    NotFound {
+        /// The file.
+        path: PathBuf,
     },
     /// A file is not valid TOML or has an unknown key or a wrong type.
     #[error("{path}:{line}: {message}")]
@@ -106,9 +114,23 @@ pub fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
 /// Loads `main` (if it exists), then the drop-ins of `drop_in_dir`, merged
 /// in that order.
 pub fn load<T: Fragment>(main: &Path, drop_in_dir: Option<&Path>) -> Result<T, ConfigError> {
+    load_main(main, false, drop_in_dir)
+}
+
+fn load_main<T: Fragment>(
+    main: &Path,
+    must_exist: bool,
+    drop_in_dir: Option<&Path>,
+) -> Result<T, ConfigError> {
     let mut merged = T::default();
-    if let Some(fragment) = read_file::<T>(main)? {
-        merged.merge(fragment);
+    match read_file::<T>(main)? {
+        Some(fragment) => merged.merge(fragment),
+        None if must_exist => {
+            return Err(ConfigError::NotFound {
+                path: main.to_owned(),
+            })
+        }
+        None => {}
     }
     if let Some(dir) = drop_in_dir {
         for path in drop_ins(dir)? {
@@ -118,6 +140,51 @@ pub fn load<T: Fragment>(main: &Path, drop_in_dir: Option<&Path>) -> Result<T, C
         }
     }
     Ok(merged)
+}
+
+/// Where the main configuration file comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The daemon's default path: it may be absent (defaults apply).
+    Default(PathBuf),
+    /// Named by the administrator (`--config FILE`): it must exist.
+    Explicit(PathBuf),
+}
+
+impl Source {
+    /// `explicit` when given, else `default`.
+    pub fn explicit_or_default(explicit: Option<&Path>, default: &Path) -> Source {
+        match explicit {
+            Some(path) => Source::Explicit(path.to_owned()),
+            None => Source::Default(default.to_owned()),
+        }
+    }
+
+    /// The main file.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::Default(path) | Source::Explicit(path) => path,
+        }
+    }
+
+    /// Loads the main file and its drop-in directory
+    /// ([`drop_in_dir_for`], optional in both cases); an explicit main
+    /// file that does not exist is [`ConfigError::NotFound`].
+    pub fn load<T: Fragment>(&self) -> Result<T, ConfigError> {
+        let main = self.path();
+        let explicit = matches!(self, Source::Explicit(_));
+        load_main(main, explicit, Some(&drop_in_dir_for(main)))
+    }
+}
+
+/// Loads `explicit` (which must exist) or else `default` (which may be
+/// absent), each with its drop-in directory: the rule both daemons apply
+/// to `--config`.
+pub fn load_explicit_or_default<T: Fragment>(
+    explicit: Option<&Path>,
+    default: &Path,
+) -> Result<T, ConfigError> {
+    Source::explicit_or_default(explicit, default).load()
 }
 
 /// The drop-in directory that goes with a main file: `/etc/x.toml` →
@@ -174,6 +241,53 @@ mod tests {
         let main = dir.path().join("none.toml");
         let got: Sample = load(&main, Some(&drop_in_dir_for(&main))).unwrap();
         assert_eq!(got, Sample::default());
+    }
+
+    #[test]
+    fn a_missing_default_gives_defaults_and_drop_ins_still_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("daemon.toml");
+        let got: Sample = load_explicit_or_default(None, &default).unwrap();
+        assert_eq!(got, Sample::default());
+        let d = drop_in_dir_for(&default);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("10-a.toml"), "count = 7\n").unwrap();
+        let got: Sample = load_explicit_or_default(None, &default).unwrap();
+        assert_eq!(got.count, Some(7));
+        std::fs::write(&default, "name = \"default\"\n").unwrap();
+        let got: Sample = load_explicit_or_default(None, &default).unwrap();
+        assert_eq!(
+            got,
+            Sample {
+                name: Some("default".into()),
+                count: Some(7)
+            }
+        );
+    }
+
+    #[test]
+    fn a_missing_explicit_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let default = dir.path().join("daemon.toml");
+        std::fs::write(&default, "name = \"default\"\n").unwrap();
+        let asked = dir.path().join("asked.toml");
+        // Even with its drop-in directory present.
+        std::fs::create_dir(drop_in_dir_for(&asked)).unwrap();
+        let err = load_explicit_or_default::<Sample>(Some(&asked), &default).unwrap_err();
+        assert!(matches!(&err, ConfigError::NotFound { path } if *path == asked));
+        assert_eq!(
+            err.to_string(),
+            format!("{}: configuration file not found", asked.display())
+        );
+        // Present but empty: defaults, not the default file's settings.
+        std::fs::write(&asked, "").unwrap();
+        let got: Sample = load_explicit_or_default(Some(&asked), &default).unwrap();
+        assert_eq!(got, Sample::default());
+        // Without its drop-in directory: still fine.
+        std::fs::remove_dir(drop_in_dir_for(&asked)).unwrap();
+        std::fs::write(&asked, "count = 2\n").unwrap();
+        let got: Sample = load_explicit_or_default(Some(&asked), &default).unwrap();
+        assert_eq!(got.count, Some(2));
     }
 
     #[test]

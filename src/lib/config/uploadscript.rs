@@ -14,13 +14,13 @@
 //! ```
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::Fragment;
+use super::{ConfigError, Fragment};
 
 /// The main configuration file.
 pub const DEFAULT_PATH: &str = "/etc/pure-uploadscript.toml";
@@ -209,6 +209,14 @@ pub struct UploadscriptConfig {
     pub capture_output: Option<bool>,
     /// `vhost_dir`: directory under which `IP:/path` names are mapped.
     pub vhost_dir: Option<PathBuf>,
+}
+
+impl UploadscriptConfig {
+    /// Loads `explicit` (`--config FILE`, which must exist) or else
+    /// [`DEFAULT_PATH`] (which may be absent), with its drop-in directory.
+    pub fn load(explicit: Option<&Path>) -> Result<UploadscriptConfig, ConfigError> {
+        super::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
+    }
 }
 
 impl Fragment for UploadscriptConfig {
