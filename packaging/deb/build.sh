@@ -19,21 +19,7 @@ if ! cargo deb --version >/dev/null 2>&1; then
     cargo install cargo-deb --version '^3.8' --locked >&2
 fi
 
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-[ -n "$target_dir" ] || { echo "build.sh: cannot find the cargo target directory" >&2; exit 1; }
-pkg=$target_dir/release/pkg
-
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-    SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
-    export SOURCE_DATE_EPOCH
-fi
-
-echo "==> building release binaries" >&2
-cargo build --release --locked --bins >&2
-
-echo "==> generating units, manual pages and completions" >&2
-packaging/stage-docs "$pkg" >&2
+. packaging/common.sh
 rm -rf "$pkg/deb"
 systemd/generate "$pkg/deb/units" >&2
 

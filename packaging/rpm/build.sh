@@ -23,24 +23,10 @@ command -v rpmbuild >/dev/null || {
     exit 1
 }
 
-target_dir=$(cargo metadata --format-version 1 --no-deps |
-    sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 version=$(cargo metadata --format-version 1 --no-deps |
     sed -n 's/.*"name":"pureftpd-systemd","version":"\([^"]*\)".*/\1/p')
-[ -n "$target_dir" ] && [ -n "$version" ] ||
-    { echo "build.sh: cannot read the cargo metadata" >&2; exit 1; }
-pkg=$target_dir/release/pkg
-
-if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
-    SOURCE_DATE_EPOCH=$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)
-    export SOURCE_DATE_EPOCH
-fi
-
-echo "==> building release binaries" >&2
-cargo build --release --locked --bins >&2
-
-echo "==> generating units, manual pages and completions" >&2
-packaging/stage-docs "$pkg" >&2
+[ -n "$version" ] || { echo "build.sh: cannot read the package version" >&2; exit 1; }
+. packaging/common.sh
 rm -rf "$pkg/rpm"
 systemd/generate --uploadscript-dir /usr/libexec/pureftpd-systemd "$pkg/rpm/units" >&2
 
