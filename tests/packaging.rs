@@ -11,6 +11,9 @@
 //! behind whatever happens (the namespace dies with its holder process).
 //! Needs root.
 
+mod common;
+
+use common::UNITS;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -78,15 +81,6 @@ fn packages() -> &'static Packages {
         Packages { deb, rpm }
     })
 }
-
-const UNITS: [&str; 6] = [
-    "pure-ftpwho.service",
-    "pure-ftpwho.socket",
-    "pure-uploadscript.path",
-    "pure-uploadscript.service",
-    "uploadscript@.path",
-    "uploadscript@.service",
-];
 
 /// Files every package carries, by path in the deb.
 fn deb_files() -> Vec<String> {

@@ -13,14 +13,8 @@ use std::process::{Command, Output};
 #[path = "../examples/gen-docs.rs"]
 mod gen_docs;
 
-const UNITS: [&str; 6] = [
-    "pure-ftpwho.service",
-    "pure-ftpwho.socket",
-    "pure-uploadscript.path",
-    "pure-uploadscript.service",
-    "uploadscript@.path",
-    "uploadscript@.service",
-];
+mod common;
+use common::UNITS;
 const SERVICES: [&str; 3] = [
     "pure-ftpwho.service",
     "pure-uploadscript.service",

@@ -10,6 +10,16 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
+/// Every unit file the project ships (`systemd/generate` writes them).
+pub const UNITS: [&str; 6] = [
+    "pure-ftpwho.service",
+    "pure-ftpwho.socket",
+    "pure-uploadscript.path",
+    "pure-uploadscript.service",
+    "uploadscript@.path",
+    "uploadscript@.service",
+];
+
 use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
 
 /// Processes whose pids make entries live; killed by pid on drop.
