@@ -8,7 +8,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
-use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout, RawSockaddr, State};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -17,8 +17,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use pureftpd_systemd::query::client::exchange;
-use pureftpd_systemd::query::protocol::{OutputFormat, Request, Response};
+use pureftpd_systemd::ftpwho::query::client::exchange;
+use pureftpd_systemd::ftpwho::query::protocol::{OutputFormat, Request, Response};
 
 fn list_line(format: &str) -> anyhow::Result<Vec<u8>> {
     let format: OutputFormat = serde_json::from_value(serde_json::Value::String(format.into()))

@@ -7,7 +7,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output};
 
 use common::*;
-use pureftpd_systemd::scoreboard::{Layout, State};
+use pureftpd_systemd::ftpwho::scoreboard::{Layout, State};
 
 const OURS: &str = env!("CARGO_BIN_EXE_pure-ftpwho");
 

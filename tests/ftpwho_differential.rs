@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::*;
-use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout, RawSockaddr, State};
 
 const C_TOOL: &str = "/usr/sbin/pure-ftpwho";
 const OURS: &str = env!("CARGO_BIN_EXE_pure-ftpwho");
@@ -624,7 +624,7 @@ fn the_json_listing_agrees_with_the_shell_listing() {
         let bytes = |key: &str| {
             let s = o[key].as_str().unwrap();
             if o[format!("{key}_escaped")] == true {
-                pureftpd_systemd::report::json::unescape(s)
+                pureftpd_systemd::ftpwho::report::json::unescape(s)
             } else {
                 s.as_bytes().to_vec()
             }

@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use pureftpd_systemd::query::protocol::{ErrorCode, Response};
+use pureftpd_systemd::ftpwho::query::protocol::{ErrorCode, Response};
 use serde_json::Value;
 use support::*;
 
@@ -417,7 +417,7 @@ fn output_equals_the_c_pure_ftpwho_and_ours_in_every_format() {
 fn host_names_are_resolved_as_the_c_tool_resolves_them() {
     let mut fixture = Fixture::empty();
     let mut e = entry(
-        pureftpd_systemd::scoreboard::State::Idle,
+        pureftpd_systemd::ftpwho::scoreboard::State::Idle,
         b"alice",
         "127.0.0.1:40001",
         "127.0.0.1:21",

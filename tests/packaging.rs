@@ -684,7 +684,8 @@ fn uncommented(sample: &str) -> String {
 
 #[test]
 fn ftpwhod_sample_configuration_shows_the_real_keys_and_defaults() {
-    use pureftpd_systemd::config::{self, ftpwhod::FtpwhodConfig};
+    use pureftpd_systemd::ftpwho::settings::FtpwhodConfig;
+    use pureftpd_systemd::os::config;
     let path = repo().join("packaging/ftpwhod.toml.sample");
     let sample = std::fs::read_to_string(&path).unwrap();
     // As shipped (all commented out), it changes nothing.
@@ -705,7 +706,8 @@ fn ftpwhod_sample_configuration_shows_the_real_keys_and_defaults() {
 
 #[test]
 fn upload_reader_sample_configuration_shows_every_key() {
-    use pureftpd_systemd::config::{self, uploadscript::UploadscriptConfig, uploadscript::KEYS};
+    use pureftpd_systemd::os::config;
+    use pureftpd_systemd::upload::settings::{UploadscriptConfig, KEYS};
     let path = repo().join("packaging/pure-uploadscript.toml.sample");
     let sample = std::fs::read_to_string(&path).unwrap();
     let shipped: UploadscriptConfig = config::parse(&path, &sample).expect("sample parses");

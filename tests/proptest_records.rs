@@ -2,8 +2,8 @@
 //! the renderers panic, and crafted records round-trip.
 
 use proptest::prelude::*;
-use pureftpd_systemd::report::{render, Format, Session};
-use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
+use pureftpd_systemd::ftpwho::report::{render, Format, Session};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout, RawSockaddr, State};
 
 fn layout() -> impl Strategy<Value = Layout> {
     prop_oneof![
@@ -163,7 +163,7 @@ proptest! {
         for (o, s) in objects.iter().zip(&sessions) {
             let account = o["account"].as_str().unwrap();
             let account = if o["account_escaped"] == true {
-                pureftpd_systemd::report::json::unescape(account)
+                pureftpd_systemd::ftpwho::report::json::unescape(account)
             } else {
                 account.as_bytes().to_vec()
             };
@@ -176,7 +176,7 @@ proptest! {
         entries in prop::collection::vec(entry(), 0..8),
         now in any::<i64>(),
     ) {
-        let sessions = pureftpd_systemd::report::sessions_from_entries(
+        let sessions = pureftpd_systemd::ftpwho::report::sessions_from_entries(
             &entries, now, true, &Default::default());
         prop_assert!(sessions.len() <= entries.len());
         for format in FORMATS {

@@ -10,7 +10,7 @@ mod support;
 
 use std::process::{Command, Stdio};
 
-use pureftpd_systemd::query::protocol::Response;
+use pureftpd_systemd::ftpwho::query::protocol::Response;
 use serde_json::Value;
 use support::*;
 

@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::is_root;
-use pureftpd_systemd::scoreboard::{ScanOptions, Scoreboard, State, DEFAULT_DIR};
+use pureftpd_systemd::ftpwho::scoreboard::{ScanOptions, Scoreboard, State, DEFAULT_DIR};
 
 const OURS: &str = env!("CARGO_BIN_EXE_pure-ftpwho");
 const USER: &str = "sbreader";
@@ -231,12 +231,12 @@ fn entries_written_by_the_real_server() {
     // their processes are gone.
     let started = Instant::now();
     for pid in pids {
-        while pureftpd_systemd::scoreboard::process_exists(pid)
+        while pureftpd_systemd::ftpwho::scoreboard::process_exists(pid)
             && started.elapsed() < Duration::from_secs(5)
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        if !pureftpd_systemd::scoreboard::process_exists(pid) {
+        if !pureftpd_systemd::ftpwho::scoreboard::process_exists(pid) {
             let _ = std::fs::remove_file(Path::new(DEFAULT_DIR).join(format!("client-{pid:08}")));
         }
     }

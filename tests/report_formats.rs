@@ -3,8 +3,8 @@
 //! scoreboard at that time (`tests/golden/*.out`, recorded once; the
 //! differential test compares against the live C tool).
 
-use pureftpd_systemd::report::{render, sessions_from_entries, Filter, Format};
-use pureftpd_systemd::scoreboard::{Entry, RawSockaddr, State};
+use pureftpd_systemd::ftpwho::report::{render, sessions_from_entries, Filter, Format};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, RawSockaddr, State};
 
 const NOW: i64 = 1_795_724_350;
 const PID: i32 = 4692;

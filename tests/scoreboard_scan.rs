@@ -9,13 +9,15 @@ use std::os::unix::fs::symlink;
 use std::time::{Duration, Instant};
 
 use common::*;
-use pureftpd_systemd::scoreboard::{Layout, ScanOptions, Scoreboard, ScoreboardError, State};
+use pureftpd_systemd::ftpwho::scoreboard::{
+    Layout, ScanOptions, Scoreboard, ScoreboardError, State,
+};
 
-fn scan(board: &Board) -> pureftpd_systemd::scoreboard::Scan {
+fn scan(board: &Board) -> pureftpd_systemd::ftpwho::scoreboard::Scan {
     Scoreboard::new(&board.dir).scan().expect("scan")
 }
 
-fn pids(scan: &pureftpd_systemd::scoreboard::Scan) -> Vec<i32> {
+fn pids(scan: &pureftpd_systemd::ftpwho::scoreboard::Scan) -> Vec<i32> {
     let mut pids: Vec<i32> = scan.entries.iter().map(|e| e.pid).collect();
     pids.sort();
     pids
@@ -202,19 +204,19 @@ fn garbage_records_never_panic_and_the_rest_is_listed() {
     .unwrap();
     assert!(scan.entries.iter().any(|e| e.account == b"survivor"));
     // Rendering garbage never panics either.
-    let sessions = pureftpd_systemd::report::sessions_from_entries(
+    let sessions = pureftpd_systemd::ftpwho::report::sessions_from_entries(
         &scan.entries,
         1_700_000_000,
         true,
         &Default::default(),
     );
     for format in [
-        pureftpd_systemd::report::Format::Text { verbose: true },
-        pureftpd_systemd::report::Format::Shell,
-        pureftpd_systemd::report::Format::Json,
+        pureftpd_systemd::ftpwho::report::Format::Text { verbose: true },
+        pureftpd_systemd::ftpwho::report::Format::Shell,
+        pureftpd_systemd::ftpwho::report::Format::Json,
     ] {
         let mut out = Vec::new();
-        pureftpd_systemd::report::render(format, &sessions, &mut out).unwrap();
+        pureftpd_systemd::ftpwho::report::render(format, &sessions, &mut out).unwrap();
         assert!(!out.is_empty());
     }
 }
@@ -241,7 +243,7 @@ fn removes_stale_entries_and_does_not_list_them() {
     assert!(scan.notes[0].contains("removed"), "{:?}", scan.notes);
 }
 
-fn scan_default(board: &Board) -> pureftpd_systemd::scoreboard::Scan {
+fn scan_default(board: &Board) -> pureftpd_systemd::ftpwho::scoreboard::Scan {
     scan(board)
 }
 

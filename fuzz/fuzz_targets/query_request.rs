@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pureftpd_systemd::query::protocol::{parse_request, Response};
+use pureftpd_systemd::ftpwho::query::protocol::{parse_request, Response};
 
 fuzz_target!(|data: &[u8]| {
     match parse_request(data) {

@@ -4,8 +4,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pureftpd_systemd::report::{render, Format, Session};
-use pureftpd_systemd::scoreboard::{Entry, Layout};
+use pureftpd_systemd::ftpwho::report::{render, Format, Session};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout};
 
 const FORMATS: [Format; 8] = [
     Format::Text { verbose: false },
@@ -69,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Numeric resolution of whatever the addresses hold.
-    let resolved = pureftpd_systemd::report::sessions_from_entries(
+    let resolved = pureftpd_systemd::ftpwho::report::sessions_from_entries(
         &[entry],
         1_700_000_000,
         true,

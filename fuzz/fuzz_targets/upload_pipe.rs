@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pureftpd_systemd::upload_pipe::{is_control, Event, Parser, MAX_PATH_LEN, MAX_USER_LEN};
+use pureftpd_systemd::upload::pipe::{is_control, Event, Parser, MAX_PATH_LEN, MAX_USER_LEN};
 
 fuzz_target!(|data: &[u8]| {
     let (seed, input) = match data.split_first() {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use pureftpd_systemd::cli::query::{Args, EXIT_ERROR};
-use pureftpd_systemd::query::client::{self, ClientError};
-use pureftpd_systemd::query::{Op, Response};
+use pureftpd_systemd::ftpwho::query::client::{self, ClientError};
+use pureftpd_systemd::ftpwho::query::{Op, Response};
 
 /// Clears a terminal and puts the cursor at the top left.
 const CLEAR: &[u8] = b"\x1b[H\x1b[2J";
@@ -56,7 +56,7 @@ fn frame(args: &Args, response: &Response) -> Result<Vec<u8>, ClientError> {
     };
     let mut out = Vec::new();
     if args.cgi_header() {
-        out.extend_from_slice(pureftpd_systemd::report::html::CGI_HEADER.as_bytes());
+        out.extend_from_slice(pureftpd_systemd::ftpwho::report::html::CGI_HEADER.as_bytes());
     }
     match args.op() {
         Op::List => {

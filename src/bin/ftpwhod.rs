@@ -11,10 +11,10 @@ use clap::Parser;
 use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockType, SockaddrLike};
 
 use pureftpd_systemd::cli::ftpwhod::{Args, EXIT_RUNTIME, EXIT_USAGE};
-use pureftpd_systemd::config::ftpwhod::{FtpwhodConfig, FtpwhodSettings};
-use pureftpd_systemd::query::{auth, server};
-use pureftpd_systemd::scoreboard::Layout;
-use pureftpd_systemd::{journal, systemd};
+use pureftpd_systemd::ftpwho::query::{auth, server};
+use pureftpd_systemd::ftpwho::scoreboard::Layout;
+use pureftpd_systemd::ftpwho::settings::{FtpwhodConfig, FtpwhodSettings};
+use pureftpd_systemd::os::{journal, systemd};
 
 fn main() -> ExitCode {
     // Before anything starts a thread, as sd_listen_fds(3) wants.

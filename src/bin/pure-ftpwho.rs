@@ -12,8 +12,8 @@ use std::io::{self, Write};
 
 use clap::error::ErrorKind;
 use pureftpd_systemd::cli::ftpwho::{self as cli, Args};
-use pureftpd_systemd::report::{Report, SessionBuilder};
-use pureftpd_systemd::scoreboard::{Scoreboard, ScoreboardError};
+use pureftpd_systemd::ftpwho::report::{Report, SessionBuilder};
+use pureftpd_systemd::ftpwho::scoreboard::{Scoreboard, ScoreboardError};
 
 /// The C entry point.
 #[no_mangle]

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pureftpd_systemd::cli::uploadscript::{Args, EXIT_OK};
-use pureftpd_systemd::{journal, upload_daemon};
+use pureftpd_systemd::os::journal;
+use pureftpd_systemd::upload::daemon as upload_daemon;
 
 fn main() -> ExitCode {
     let args = Args::parse();

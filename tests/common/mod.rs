@@ -20,7 +20,7 @@ pub const UNITS: [&str; 6] = [
     "uploadscript@.service",
 ];
 
-use pureftpd_systemd::scoreboard::{Entry, Layout, RawSockaddr, State};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout, RawSockaddr, State};
 
 /// Processes whose pids make entries live; killed by pid on drop.
 pub struct LivePids {

@@ -14,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use crate::common::{addr, dead_pid, now, with_bind_mount, LivePids};
 use std::time::{Duration, Instant};
 
-use pureftpd_systemd::scoreboard::{Entry, Layout, State};
+use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout, State};
 
 pub const FTPWHOD: &str = env!("CARGO_BIN_EXE_ftpwhod");
 pub const QUERY: &str = env!("CARGO_BIN_EXE_ftpwho-query");
@@ -384,7 +384,7 @@ pub fn test_group() -> u32 {
         .status()
         .unwrap();
     assert!(status.success(), "groupadd -f {TEST_GROUP}");
-    pureftpd_systemd::query::auth::group_id(TEST_GROUP)
+    pureftpd_systemd::ftpwho::query::auth::group_id(TEST_GROUP)
         .unwrap()
         .expect("the group exists now")
 }

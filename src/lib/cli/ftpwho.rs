@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::report::{Filter, Format};
-use crate::scoreboard::{Layout, ScanOptions, State, DEFAULT_DIR};
+use crate::ftpwho::report::{Filter, Format};
+use crate::ftpwho::scoreboard::{Layout, ScanOptions, State, DEFAULT_DIR};
 
 /// The usage `-h` prints, byte for byte the C tool's.
 pub const C_USAGE: &str = "

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::ftpwhod::FtpwhodConfig;
+use crate::ftpwho::settings::FtpwhodConfig;
 
 /// Exit status: exited after --idle-timeout without a client, or after
 /// `--check-config`.

@@ -7,8 +7,8 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 
 use crate::cli::ftpwho::{choose_format, format_order, ChosenFormat, FormatOption, FORMAT_IDS};
-use crate::query::protocol::{Op, OutputFormat, Request, StateName};
-use crate::report::Format;
+use crate::ftpwho::query::protocol::{Op, OutputFormat, Request, StateName};
+use crate::ftpwho::report::Format;
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -65,7 +65,7 @@ Exit status:
 #[command(group(ArgGroup::new("operation").args(["count", "ping", "stats"])))]
 pub struct Args {
     /// The responder's socket.
-    #[arg(long, value_name = "PATH", env = "FTPWHO_SOCKET", default_value = crate::query::client::DEFAULT_SOCKET)]
+    #[arg(long, value_name = "PATH", env = "FTPWHO_SOCKET", default_value = crate::ftpwho::query::client::DEFAULT_SOCKET)]
     pub socket: PathBuf,
 
     /// CGI mode: a `Content-Type: text/html` header, then the HTML table

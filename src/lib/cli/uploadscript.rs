@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::config::uploadscript::{Hash, Id, Timeout};
+use crate::upload::settings::{Hash, Id, Timeout};
 
 /// Exit status: stopped by `SIGTERM`, `SIGINT` or `SIGHUP`; also `-h`, and
 /// the parent after `-B`.
@@ -191,7 +191,7 @@ mod tests {
         ] {
             assert!(help.contains(opt), "{opt} missing");
         }
-        for (key, _, _) in crate::config::uploadscript::KEYS {
+        for (key, _, _) in crate::upload::settings::KEYS {
             assert!(help.contains(key), "config key {key} missing");
         }
         for code in [EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_PIPE, EXIT_IDENTITY] {

@@ -22,10 +22,10 @@ use super::protocol::{
     parse_request, ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, StateName, Stats,
     View,
 };
-use crate::config::ftpwhod::FtpwhodSettings;
-use crate::report;
-use crate::scoreboard::{Entry, ScanOptions, Scoreboard, State};
-use crate::systemd;
+use crate::ftpwho::report;
+use crate::ftpwho::scoreboard::{Entry, ScanOptions, Scoreboard, State};
+use crate::ftpwho::settings::FtpwhodSettings;
+use crate::os::systemd;
 
 /// `MESSAGE_ID` of the journal entry written when a peer is refused.
 pub const DENIED_MESSAGE_ID: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70";

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::scoreboard::State;
+use crate::ftpwho::scoreboard::State;
 
 /// The protocol version this crate speaks.
 pub const VERSION: u32 = 1;

@@ -31,7 +31,7 @@
 //! threads, and handed over in directory order all the same.
 //!
 //! ```no_run
-//! use pureftpd_systemd::scoreboard::Scoreboard;
+//! use pureftpd_systemd::ftpwho::scoreboard::Scoreboard;
 //!
 //! let scan = Scoreboard::new("/var/run/pure-ftpd").scan()?;
 //! for entry in &scan.entries {
@@ -40,7 +40,7 @@
 //! for note in &scan.notes {
 //!     eprintln!("{note}");
 //! }
-//! # Ok::<(), pureftpd_systemd::scoreboard::ScoreboardError>(())
+//! # Ok::<(), pureftpd_systemd::ftpwho::scoreboard::ScoreboardError>(())
 //! ```
 
 use std::ffi::{CStr, CString};

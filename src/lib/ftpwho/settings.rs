@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, Fragment};
-use crate::scoreboard::Layout;
+use crate::ftpwho::scoreboard::Layout;
+use crate::os::config::{ConfigError, Fragment};
 
 /// Default main configuration file.
 pub const DEFAULT_PATH: &str = "/etc/ftpwhod.toml";
@@ -164,7 +164,7 @@ impl FtpwhodConfig {
     /// Loads `explicit` (`--config FILE`, which must exist) or else
     /// [`DEFAULT_PATH`] (which may be absent), with its drop-in directory.
     pub fn load(explicit: Option<&Path>) -> Result<FtpwhodConfig, ConfigError> {
-        super::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
+        crate::os::config::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
     }
 
     /// Fills in defaults and checks ranges.
@@ -186,7 +186,7 @@ impl FtpwhodConfig {
         }
         let max_request_bytes = self
             .max_request_bytes
-            .unwrap_or(crate::query::protocol::DEFAULT_MAX_REQUEST_BYTES);
+            .unwrap_or(crate::ftpwho::query::protocol::DEFAULT_MAX_REQUEST_BYTES);
         if max_request_bytes < 64 {
             return Err("max_request_bytes must be at least 64".into());
         }
@@ -204,7 +204,7 @@ impl FtpwhodConfig {
             scoreboard: self
                 .scoreboard
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(crate::scoreboard::DEFAULT_DIR)),
+                .unwrap_or_else(|| PathBuf::from(crate::ftpwho::scoreboard::DEFAULT_DIR)),
             layout: match &self.layout {
                 Some(setting) => setting.resolve()?,
                 None => None,
@@ -262,7 +262,7 @@ mod tests {
     #[test]
     fn bad_values_are_refused() {
         let parse = |text: &str| -> Result<FtpwhodSettings, String> {
-            crate::config::parse::<FtpwhodConfig>(Path::new("x.toml"), text)
+            crate::os::config::parse::<FtpwhodConfig>(Path::new("x.toml"), text)
                 .map_err(|e| e.to_string())?
                 .settings()
         };

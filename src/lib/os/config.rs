@@ -13,9 +13,6 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-pub mod ftpwhod;
-pub mod uploadscript;
-
 /// A configuration layer whose fields are all optional.
 pub trait Fragment: DeserializeOwned + Default {
     /// Overwrites every field of `self` that `later` sets.

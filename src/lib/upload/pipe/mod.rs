@@ -32,7 +32,7 @@
 //! garbage.
 //!
 //! ```
-//! use pureftpd_systemd::upload_pipe::{Event, Parser, Reason};
+//! use pureftpd_systemd::upload::pipe::{Event, Parser, Reason};
 //!
 //! let mut parser = Parser::new();
 //! let mut events = Vec::new();

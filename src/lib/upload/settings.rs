@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ConfigError, Fragment};
+use crate::os::config::{ConfigError, Fragment};
 
 /// The main configuration file.
 pub const DEFAULT_PATH: &str = "/etc/pure-uploadscript.toml";
@@ -215,7 +215,7 @@ impl UploadscriptConfig {
     /// Loads `explicit` (`--config FILE`, which must exist) or else
     /// [`DEFAULT_PATH`] (which may be absent), with its drop-in directory.
     pub fn load(explicit: Option<&Path>) -> Result<UploadscriptConfig, ConfigError> {
-        super::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
+        crate::os::config::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
     }
 }
 
@@ -247,7 +247,7 @@ impl Fragment for UploadscriptConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config;
+    use crate::os::config;
 
     #[test]
     fn every_key_parses() {

@@ -21,14 +21,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::audit::{self, Counts};
 use crate::cli::uploadscript::{Args, EXIT_IDENTITY, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE};
-use crate::config::uploadscript::{Hash, Id, UploadscriptConfig, DEFAULT_PATH as CONFIG_PATH};
-use crate::config::ConfigError;
-use crate::hook::{self, HashAlgorithm, Hook, HookConfig, ProgramError};
-use crate::systemd;
-use crate::upload_pipe::fifo::{self, FifoError, Reader};
-use crate::upload_pipe::{Event, Parser, DEFAULT_VHOST_DIR};
+use crate::os::config::ConfigError;
+use crate::os::systemd;
+use crate::upload::audit::{self, Counts};
+use crate::upload::pipe::fifo::{self, FifoError, Reader};
+use crate::upload::pipe::{Event, Parser, DEFAULT_VHOST_DIR};
+use crate::upload::program::{self, HashAlgorithm, Hook, HookConfig, ProgramError};
+use crate::upload::settings::{Hash, Id, UploadscriptConfig, DEFAULT_PATH as CONFIG_PATH};
 
 /// The C tool's pid file, written by default outside systemd.
 pub const DEFAULT_PIDFILE: &str = "/var/run/pure-uploadscript.pid";
@@ -182,7 +182,7 @@ impl Settings {
         )?;
         let timeout = match args.timeout.or(file.timeout) {
             Some(t) => t.0,
-            None => Some(hook::DEFAULT_TIMEOUT),
+            None => Some(program::DEFAULT_TIMEOUT),
         };
         let hash = match args.hash.or(file.hash) {
             Some(Hash::Sha256) => Some(HashAlgorithm::Sha256),
@@ -445,7 +445,7 @@ impl Supervisor {
     }
 }
 
-impl hook::Watch for Supervisor {
+impl program::Watch for Supervisor {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         Some(self.signals.as_fd())
     }
@@ -461,12 +461,12 @@ impl hook::Watch for Supervisor {
 /// Runs the daemon until a stop signal (`Ok`) or a fatal error.
 pub fn run(settings: Settings) -> Result<(), DaemonError> {
     ensure_stdio();
-    hook::close_inherited_on_exec()
+    program::close_inherited_on_exec()
         .map_err(|e| DaemonError::Runtime(format!("cannot mark descriptors close-on-exec: {e}")))?;
     let identity = settings.target_identity();
     match identity {
-        Some((uid, gid)) => hook::check_program(&settings.program, uid, gid)?,
-        None => hook::check_program_as_self(&settings.program)?,
+        Some((uid, gid)) => program::check_program(&settings.program, uid, gid)?,
+        None => program::check_program_as_self(&settings.program)?,
     }
     let signals = stop_signals()
         .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
@@ -538,7 +538,7 @@ fn serve(
         switch_identity(uid, gid)?;
     }
     let program = &settings.program;
-    hook::check_program_as_self(program)?;
+    program::check_program_as_self(program)?;
     let hook = Hook::new(HookConfig {
         program: program.clone(),
         timeout: settings.timeout,
@@ -597,9 +597,9 @@ fn serve(
             let timeout = sup
                 .watchdog
                 .map(|(_, next)| next.saturating_duration_since(Instant::now()));
-            hook::poll(&mut fds, timeout)
+            program::poll(&mut fds, timeout)
                 .map_err(|e| DaemonError::Runtime(format!("poll failed: {e}")))?;
-            hook::Watch::wake(&mut sup);
+            program::Watch::wake(&mut sup);
             continue;
         };
         let outcome = match event {
@@ -629,7 +629,7 @@ fn serve(
                 status_dirty = false;
             }
         }
-        hook::Watch::wake(&mut sup);
+        program::Watch::wake(&mut sup);
     }
     if reader.buffered() > 0 {
         tracing::warn!(
@@ -645,7 +645,7 @@ fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::uploadscript::Timeout;
+    use crate::upload::settings::Timeout;
     use clap::Parser as _;
 
     fn args(list: &[&str]) -> Args {

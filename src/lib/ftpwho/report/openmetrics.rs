@@ -10,8 +10,8 @@
 //! computed as `pure-ftpwho` does).
 //!
 //! ```
-//! use pureftpd_systemd::report::openmetrics::{render, Metrics};
-//! use pureftpd_systemd::scoreboard::State;
+//! use pureftpd_systemd::ftpwho::report::openmetrics::{render, Metrics};
+//! use pureftpd_systemd::ftpwho::scoreboard::State;
 //!
 //! let metrics = Metrics::from_transfers(
 //!     [
@@ -52,7 +52,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 
 use super::Session;
-use crate::scoreboard::State;
+use crate::ftpwho::scoreboard::State;
 
 /// The numbers exposed, aggregated from the sessions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

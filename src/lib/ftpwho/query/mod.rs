@@ -8,7 +8,7 @@
 //! ```
 //! use std::os::unix::net::{UnixListener, UnixStream};
 //! use std::time::Duration;
-//! use pureftpd_systemd::query::{client, server};
+//! use pureftpd_systemd::ftpwho::query::{client, server};
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("ftpwho.sock");

@@ -27,9 +27,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::hook::{Report, Skip, Status};
-pub use crate::journal::message_ids;
-use crate::upload_pipe::{Record, Rejection};
+pub use crate::os::journal::message_ids;
+use crate::upload::pipe::{Record, Rejection};
+use crate::upload::program::{Report, Skip, Status};
 
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,8 +269,8 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::FileFacts;
-    use crate::upload_pipe::Reason;
+    use crate::upload::pipe::Reason;
+    use crate::upload::program::FileFacts;
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};
     use tracing::field::{Field, Visit};

@@ -9,8 +9,8 @@
 //! the C arithmetic, `long double` rounding included.
 //!
 //! ```
-//! use pureftpd_systemd::report::{render, sessions_from_entries, Filter, Format};
-//! use pureftpd_systemd::scoreboard::{Entry, RawSockaddr, State};
+//! use pureftpd_systemd::ftpwho::report::{render, sessions_from_entries, Filter, Format};
+//! use pureftpd_systemd::ftpwho::scoreboard::{Entry, RawSockaddr, State};
 //!
 //! let now = 1_700_000_000;
 //! let entry = Entry {
@@ -51,7 +51,7 @@
 
 use std::io::{self, Write};
 
-use crate::scoreboard::{Entry, State};
+use crate::ftpwho::scoreboard::{Entry, State};
 
 mod calc;
 pub mod html;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use crate::scoreboard::{Entry, RawSockaddr};
+use crate::ftpwho::scoreboard::{Entry, RawSockaddr};
 
 const NI_MAXHOST: usize = 1025;
 const NI_MAXSERV: usize = 32;

@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use super::calc::{per_second, percentage};
 use super::Session;
-use crate::scoreboard::State;
+use crate::ftpwho::scoreboard::State;
 
 /// Escapes bytes that are not valid UTF-8 as described in the module
 /// documentation; `None` when they are valid UTF-8.
