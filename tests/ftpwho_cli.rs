@@ -192,8 +192,9 @@ fn a_non_root_owner_of_the_directory_may_read_it() {
         std::os::unix::fs::PermissionsExt::from_mode(0o644),
     )
     .unwrap();
+    let ours = reachable(OURS);
     let as_nobody = |dir: &str| {
-        Command::new(OURS)
+        Command::new(&ours)
             .args(["--scoreboard", dir, "-s", "-n"])
             .uid(65534)
             .gid(65534)

@@ -704,7 +704,7 @@ fn a_missing_scoreboard_and_usage_match_the_c_tool() {
 #[test]
 fn non_root_users_are_refused_like_the_c_tool() {
     preconditions();
-    let run = |program: &str| {
+    let run = |program: &Path| {
         Command::new(program)
             .arg("-s")
             .uid(65534)
@@ -712,7 +712,7 @@ fn non_root_users_are_refused_like_the_c_tool() {
             .output()
             .unwrap()
     };
-    let (c, ours) = (run(C_TOOL), run(OURS));
+    let (c, ours) = (run(Path::new(C_TOOL)), run(&reachable(OURS)));
     assert_eq!(c.stdout, b"You must be root to run this. Sorry.\n");
     assert_same("not root", &c, &ours);
 }

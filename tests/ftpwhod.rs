@@ -258,7 +258,7 @@ fn a_non_member_is_refused_and_the_refusal_is_logged() {
     // The log entry names the peer's uid and pid.
     let mut child = Command::new("setpriv")
         .args(setpriv(&Creds::nobody()))
-        .arg(QUERY)
+        .arg(common::reachable(QUERY))
         .arg("--socket")
         .arg(&responder.socket)
         .arg("-x")

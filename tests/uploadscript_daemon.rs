@@ -4,6 +4,8 @@
 //! descriptor store hand-over. Run as root (uid/gid switching is tested
 //! with `nobody`/`nogroup`).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io::{IoSliceMut, Write};
@@ -142,7 +144,12 @@ impl Fixture {
     }
 
     fn command(&self, extra: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.command_of(Path::new(BIN), extra)
+    }
+
+    /// The daemon `binary` with this fixture's settings and `extra`.
+    fn command_of(&self, binary: &Path, extra: &[&str]) -> Command {
+        let mut cmd = Command::new(binary);
         cmd.arg("--config")
             .arg(self.path("none.toml"))
             .arg("-r")
@@ -775,7 +782,8 @@ fn a_non_root_daemon_creates_and_owns_its_fifo() {
     std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
     let pipe = dir.join("upload.pipe");
     let file = fx.file("f", b"x");
-    let mut cmd = fx.command(&["--pipe", pipe.to_str().unwrap()]);
+    // The checkout may sit in a 0700 home: nobody runs a copy.
+    let mut cmd = fx.command_of(&common::reachable(BIN), &["--pipe", pipe.to_str().unwrap()]);
     cmd.uid(NOBODY).gid(NOBODY);
     let daemon = fx.spawn(cmd);
     let meta = std::fs::symlink_metadata(&pipe).unwrap();

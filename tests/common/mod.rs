@@ -179,17 +179,82 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A command that runs `program` in a private mount namespace where
-/// `source` is bind-mounted over `target` (`unshare`, needs root); add
-/// the program's arguments to it.
-pub fn with_bind_mount(source: &Path, target: &str, program: &str) -> Command {
+/// A command that runs `program` in a private mount namespace with an
+/// empty `/run` (a tmpfs: nothing of the host's, nothing left behind) and
+/// `scoreboard` bind-mounted at `/run/pure-ftpd` (`unshare`, needs root);
+/// add the program's arguments to it.
+pub fn with_scoreboard_at_run(scoreboard: &Path, program: &str) -> Command {
     let mut command = Command::new("unshare");
     command
         .args(["--mount", "--propagation", "private", "sh", "-c"])
-        .arg("mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"")
+        .arg(
+            "mount -t tmpfs tmpfs /run && mkdir /run/pure-ftpd \\
+             && mount --bind \"$1\" /run/pure-ftpd && shift && exec \"$@\"",
+        )
         .arg("sh")
-        .arg(source)
-        .arg(target)
+        .arg(scoreboard)
         .arg(program);
     command
+}
+
+/// A copy of one of the project's binaries that any user can run.
+///
+/// Tests that switch to another uid cannot run `target/` directly: the
+/// checkout may sit in a 0700 home. The copy lives in a directory of the
+/// test process (mode 0755 under the temporary directory), made once per
+/// process and removed at its exit; directories left by a killed run are
+/// removed by the next one.
+pub fn reachable(binary: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COPIES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let copies = COPIES.get_or_init(|| {
+        sweep_reachable_dirs();
+        let dir = reachable_dir(std::process::id());
+        fs::create_dir_all(&dir).expect("mkdir for reachable binaries");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        extern "C" fn remove_at_exit() {
+            let _ = fs::remove_dir_all(reachable_dir(std::process::id()));
+        }
+        // SAFETY: registers a plain function without arguments.
+        unsafe { libc::atexit(remove_at_exit) };
+        Mutex::new(HashMap::new())
+    });
+    let mut copies = copies.lock().unwrap();
+    copies
+        .entry(binary.to_string())
+        .or_insert_with(|| {
+            let source = Path::new(binary);
+            let copy = reachable_dir(std::process::id()).join(source.file_name().expect("a file"));
+            fs::copy(source, &copy).expect("copy binary");
+            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
+            copy
+        })
+        .clone()
+}
+
+const REACHABLE_PREFIX: &str = "pureftpd-systemd-tests-bin-";
+
+fn reachable_dir(pid: u32) -> PathBuf {
+    std::env::temp_dir().join(format!("{REACHABLE_PREFIX}{pid}"))
+}
+
+/// Removes the copies of test processes that are gone.
+fn sweep_reachable_dirs() {
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(REACHABLE_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use crate::common::{addr, dead_pid, now, with_bind_mount, LivePids};
+use crate::common::{addr, dead_pid, now, reachable, with_scoreboard_at_run, LivePids};
 use std::time::{Duration, Instant};
 
 use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout, State};
@@ -185,7 +185,7 @@ pub fn ftpwhod_command<S: AsRef<OsStr>>(
         None => Command::new(FTPWHOD),
         Some(program) => {
             let mut command = Command::new(program);
-            command.args(launcher).arg(FTPWHOD);
+            command.args(launcher).arg(reachable(FTPWHOD));
             command
         }
     };
@@ -363,7 +363,7 @@ pub fn run_query(socket: &Path, args: &[&str], creds: Option<&Creds>) -> Output 
         None => Command::new(QUERY),
         Some(creds) => {
             let mut c = Command::new("setpriv");
-            c.args(setpriv(creds)).arg(QUERY);
+            c.args(setpriv(creds)).arg(reachable(QUERY));
             c
         }
     };
@@ -392,8 +392,7 @@ pub fn test_group() -> u32 {
 /// Runs Debian's C `pure-ftpwho args` on `scoreboard`, bound over its
 /// fixed directory in a private mount namespace.
 pub fn c_pure_ftpwho(scoreboard: &Path, args: &[&str]) -> Vec<u8> {
-    std::fs::create_dir_all("/var/run/pure-ftpd").unwrap();
-    let out = with_bind_mount(scoreboard, "/var/run/pure-ftpd", C_PURE_FTPWHO)
+    let out = with_scoreboard_at_run(scoreboard, C_PURE_FTPWHO)
         .args(args)
         .env_remove("GATEWAY_INTERFACE")
         .stdin(Stdio::null())
