@@ -492,7 +492,7 @@ fn scan_each(shared: &Shared, each: impl FnMut(Entry)) -> Result<(), ProtocolErr
         .scan_each(each)
         .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
     for note in &notes {
-        tracing::debug!(note = note.as_str(), "scoreboard");
+        tracing::debug!(note = %note, "scoreboard");
     }
     Ok(())
 }
@@ -504,7 +504,7 @@ fn scan(shared: &Shared) -> Result<Vec<Entry>, ProtocolError> {
         .scan()
         .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
     for note in &scan.notes {
-        tracing::debug!(note = note.as_str(), "scoreboard");
+        tracing::debug!(note = %note, "scoreboard");
     }
     Ok(scan.entries)
 }
