@@ -257,7 +257,7 @@ fn garbage_records_never_panic_and_the_rest_is_listed() {
         &Default::default(),
     );
     for format in [
-        pureftpd_systemd::ftpwho::report::Format::Text { verbose: true },
+        pureftpd_systemd::ftpwho::report::Format::Verbose,
         pureftpd_systemd::ftpwho::report::Format::Shell,
         pureftpd_systemd::ftpwho::report::Format::Json,
     ] {
