@@ -9,7 +9,7 @@ use super::layout::Layout;
 use super::liveness::Liveness;
 use super::read::pread_full;
 use super::record::c_string;
-use super::{Scoreboard, ScoreboardError, FILE_PREFIX};
+use super::scan::{Scoreboard, ScoreboardError, FILE_PREFIX};
 use crate::os::fs::open_at;
 
 impl Scoreboard {

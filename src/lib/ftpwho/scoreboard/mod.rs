@@ -30,11 +30,12 @@
 //! first few hundred files, the rest of a large scoreboard is read by a few
 //! threads, and handed over in directory order all the same.
 //!
-//! The code has one file per concern: [`layout`] and [`record`] (the
-//! codec), `accept` (the acceptance rules), `read` (one record under its
-//! lock), `liveness` (is the process there), `scan` (the walk) and
-//! `parallel` (large boards), `count` (the server's own count), and
-//! [`note`] (what was passed over, typed).
+//! One file per concern, each depending only on those listed before it:
+//! [`layout`] and [`record`] (the codec), [`note`] (what was passed
+//! over, typed), `accept` (the acceptance rules), `read` (one record
+//! under its lock), `liveness` (is the process there), `file` (one file
+//! from open to note), `parallel` (the reader of large boards), `scan`
+//! (the directory and the walk) and `count` (the server's own count).
 //!
 //! ```no_run
 //! use pureftpd_systemd::ftpwho::scoreboard::Scoreboard;
@@ -49,11 +50,9 @@
 //! # Ok::<(), pureftpd_systemd::ftpwho::scoreboard::ScoreboardError>(())
 //! ```
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 mod accept;
 mod count;
+mod file;
 pub mod layout;
 mod liveness;
 pub mod note;
@@ -62,119 +61,9 @@ mod read;
 pub mod record;
 mod scan;
 
+pub use file::ScanOptions;
 pub use layout::{offsets, Layout, LayoutSpecError, SOCKADDR_STORAGE_LEN};
 pub use liveness::process_exists;
 pub use note::{Note, SkipReason, Unlocked};
 pub use record::{Entry, RawSockaddr, RecordError, State};
-
-use crate::os::fs::Dir;
-
-/// The default scoreboard directory of a root-run pure-ftpd.
-pub const DEFAULT_DIR: &str = "/var/run/pure-ftpd";
-/// File names of entries start with this.
-pub const FILE_PREFIX: &str = "client-";
-
-/// How a scan treats the directory's entries.
-#[derive(Debug, Clone)]
-pub struct ScanOptions {
-    /// Force this layout instead of recognising each file by its size.
-    pub layout: Option<Layout>,
-    /// Remove entries whose process is gone, as the C tools do. The
-    /// read-only responder sets this to false.
-    pub remove_stale: bool,
-    /// How long to wait for the server's write lock on one entry.
-    pub lock_timeout: Duration,
-}
-
-impl Default for ScanOptions {
-    fn default() -> Self {
-        ScanOptions {
-            layout: None,
-            remove_stale: true,
-            lock_timeout: Duration::from_millis(200),
-        }
-    }
-}
-
-/// A scoreboard directory.
-#[derive(Debug, Clone)]
-pub struct Scoreboard {
-    /// The directory, `/var/run/pure-ftpd` by default.
-    pub dir: PathBuf,
-    /// How entries are read.
-    pub options: ScanOptions,
-}
-
-/// Why a scan could not read the scoreboard at all.
-#[derive(Debug, thiserror::Error)]
-pub enum ScoreboardError {
-    /// The directory cannot be opened (missing, or no permission).
-    #[error("cannot open the scoreboard directory {dir}: {source}")]
-    OpenDir {
-        /// The directory.
-        dir: PathBuf,
-        /// What the system said.
-        source: std::io::Error,
-    },
-}
-
-/// The outcome of one scan: the live, non-free entries, and what was passed
-/// over with the reason (for stderr or the journal).
-#[derive(Debug, Default)]
-pub struct Scan {
-    /// Live sessions, in directory order.
-    pub entries: Vec<Entry>,
-    /// Files that were skipped, removed as stale, or read without the lock.
-    pub notes: Vec<Note>,
-}
-
-impl Scoreboard {
-    /// The scoreboard in `dir`, read with default options.
-    pub fn new(dir: impl Into<PathBuf>) -> Scoreboard {
-        Scoreboard {
-            dir: dir.into(),
-            options: ScanOptions::default(),
-        }
-    }
-
-    /// The scoreboard in `dir`, read with `options`.
-    pub fn with_options(dir: impl Into<PathBuf>, options: ScanOptions) -> Scoreboard {
-        Scoreboard {
-            dir: dir.into(),
-            options,
-        }
-    }
-
-    fn open_dir(&self) -> Result<Dir, ScoreboardError> {
-        Dir::open(&self.dir).map_err(|source| ScoreboardError::OpenDir {
-            dir: self.dir.clone(),
-            source,
-        })
-    }
-
-    /// Reads every acceptable entry (see the module documentation): the
-    /// live, non-free sessions in directory order, and a note for every
-    /// file that was skipped, removed as stale, or read without its lock.
-    pub fn scan(&self) -> Result<Scan, ScoreboardError> {
-        let mut entries = Vec::new();
-        let notes = self.scan_each(|entry| entries.push(entry))?;
-        Ok(Scan { entries, notes })
-    }
-
-    /// Like [`scan`](Self::scan), but hands each live, non-free entry to
-    /// `each` as soon as it is read, keeping none; returns the notes.
-    ///
-    /// Past the first few hundred files, a large scoreboard is read by
-    /// several threads (one per processor, at most 4); entries and notes
-    /// still come in directory order, and `each` runs on the calling thread.
-    pub fn scan_each(&self, each: impl FnMut(Entry)) -> Result<Vec<Note>, ScoreboardError> {
-        self.scan_each_with(parallel::scan_threads, each)
-    }
-
-    fn max_record_size(&self) -> usize {
-        match self.options.layout {
-            Some(layout) => layout.size,
-            None => Layout::KNOWN.iter().map(|l| l.size).max().unwrap_or(0),
-        }
-    }
-}
+pub use scan::{Scan, Scoreboard, ScoreboardError, DEFAULT_DIR, FILE_PREFIX};

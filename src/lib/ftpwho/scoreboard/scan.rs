@@ -1,45 +1,107 @@
-//! The walk over the directory: each `client-*` file opened, checked
-//! against the [acceptance rules](super::accept), read under its lock,
-//! decoded, checked for a live process, and handed over or noted.
+//! A scoreboard directory and the walk over it: every `client-*` file
+//! read in directory order, the first ones here, the rest of a large
+//! board by the [parallel reader](super::parallel).
 
-use std::ffi::{CStr, CString};
-use std::os::fd::RawFd;
+use std::ffi::CString;
+use std::path::PathBuf;
 
-use nix::errno::Errno;
-use nix::fcntl::OFlag;
-use nix::sys::stat::fstat;
-use nix::unistd::{unlinkat, UnlinkatFlags};
-
-use super::accept::{accept, Owners};
+use super::accept::Owners;
+use super::file::{note, read_one, ScanOptions, ScanState};
+use super::layout::Layout;
 use super::liveness::Liveness;
-use super::note::{Note, SkipReason, Unlocked};
-use super::parallel::PARALLEL_AFTER;
-use super::read::{lock_shared, read_record, Support};
-use super::record::{Entry, State};
-use super::{Scoreboard, ScoreboardError, FILE_PREFIX};
-use crate::os::fs::open_at;
+use super::note::Note;
+use super::parallel::{read_in_parallel, scan_threads, PARALLEL_AFTER};
+use super::read::Support;
+use super::record::Entry;
+use crate::os::fs::Dir;
 
-/// What became of one file.
-pub(super) enum Read {
-    /// A record (handed over if live and not free), with the reason it
-    /// was read without the lock, if so.
-    Entry(Option<Unlocked>),
-    /// Not listed.
-    Skipped(SkipReason),
-    /// The record's process is gone.
-    Stale(i32),
+/// The default scoreboard directory of a root-run pure-ftpd.
+pub const DEFAULT_DIR: &str = "/var/run/pure-ftpd";
+/// File names of entries start with this.
+pub const FILE_PREFIX: &str = "client-";
+
+/// A scoreboard directory.
+#[derive(Debug, Clone)]
+pub struct Scoreboard {
+    /// The directory, `/var/run/pure-ftpd` by default.
+    pub dir: PathBuf,
+    /// How entries are read.
+    pub options: ScanOptions,
 }
 
-/// What a scan carries from one file to the next.
-#[derive(Clone)]
-pub(super) struct ScanState {
-    pub(super) owners: Owners,
-    pub(super) live: Liveness,
-    pub(super) buf: Vec<u8>,
-    pub(super) support: Support,
+/// Why a scan could not read the scoreboard at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreboardError {
+    /// The directory cannot be opened (missing, or no permission).
+    #[error("cannot open the scoreboard directory {dir}: {source}")]
+    OpenDir {
+        /// The directory.
+        dir: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+/// The outcome of one scan: the live, non-free entries, and what was passed
+/// over with the reason (for stderr or the journal).
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Live sessions, in directory order.
+    pub entries: Vec<Entry>,
+    /// Files that were skipped, removed as stale, or read without the lock.
+    pub notes: Vec<Note>,
 }
 
 impl Scoreboard {
+    /// The scoreboard in `dir`, read with default options.
+    pub fn new(dir: impl Into<PathBuf>) -> Scoreboard {
+        Scoreboard {
+            dir: dir.into(),
+            options: ScanOptions::default(),
+        }
+    }
+
+    /// The scoreboard in `dir`, read with `options`.
+    pub fn with_options(dir: impl Into<PathBuf>, options: ScanOptions) -> Scoreboard {
+        Scoreboard {
+            dir: dir.into(),
+            options,
+        }
+    }
+
+    pub(super) fn open_dir(&self) -> Result<Dir, ScoreboardError> {
+        Dir::open(&self.dir).map_err(|source| ScoreboardError::OpenDir {
+            dir: self.dir.clone(),
+            source,
+        })
+    }
+
+    /// Reads every acceptable entry (see the module documentation): the
+    /// live, non-free sessions in directory order, and a note for every
+    /// file that was skipped, removed as stale, or read without its lock.
+    pub fn scan(&self) -> Result<Scan, ScoreboardError> {
+        let mut entries = Vec::new();
+        let notes = self.scan_each(|entry| entries.push(entry))?;
+        Ok(Scan { entries, notes })
+    }
+
+    /// Like [`scan`](Self::scan), but hands each live, non-free entry to
+    /// `each` as soon as it is read, keeping none; returns the notes.
+    ///
+    /// Past the first few hundred files, a large scoreboard is read by
+    /// several threads (one per processor, at most 4); entries and notes
+    /// still come in directory order, and `each` runs on the calling thread.
+    pub fn scan_each(&self, each: impl FnMut(Entry)) -> Result<Vec<Note>, ScoreboardError> {
+        self.scan_each_with(scan_threads, each)
+    }
+
+    fn max_record_size(&self) -> usize {
+        match self.options.layout {
+            Some(layout) => layout.size,
+            None => Layout::KNOWN.iter().map(|l| l.size).max().unwrap_or(0),
+        }
+    }
+
     /// Walks the directory, reading the first files here and, past
     /// [`PARALLEL_AFTER`], the rest with `threads()` threads when that
     /// is more than one.
@@ -82,11 +144,12 @@ impl Scoreboard {
                 continue;
             }
             read += 1;
-            let outcome = self.read_one(dir_fd, name, &mut state, &mut each);
-            self.note(dir_fd, name, outcome, &mut notes);
+            let outcome = read_one(&self.options, dir_fd, name, &mut state, &mut each);
+            note(&self.options, dir_fd, name, outcome, &mut notes);
         }
         if !rest.is_empty()
-            && !self.scan_in_parallel(
+            && !read_in_parallel(
+                &self.options,
                 dir_fd,
                 &state,
                 &rest,
@@ -97,104 +160,111 @@ impl Scoreboard {
         {
             // No thread could be started: read on here.
             for name in &rest {
-                let outcome = self.read_one(dir_fd, name, &mut state, &mut each);
-                self.note(dir_fd, name, outcome, &mut notes);
+                let outcome = read_one(&self.options, dir_fd, name, &mut state, &mut each);
+                note(&self.options, dir_fd, name, outcome, &mut notes);
             }
         }
         Ok(notes)
     }
+}
 
-    /// Notes what happened to one file, and removes it when stale.
-    pub(super) fn note(&self, dir_fd: RawFd, name: &CStr, outcome: Read, notes: &mut Vec<Note>) {
-        let file = || name.to_string_lossy().into_owned();
-        match outcome {
-            Read::Entry(None) => {}
-            Read::Entry(Some(reason)) => notes.push(Note::ReadUnlocked {
-                file: file(),
-                reason,
-            }),
-            Read::Skipped(reason) => notes.push(Note::Skipped {
-                file: file(),
-                reason,
-            }),
-            Read::Stale(pid) if self.options.remove_stale => notes.push(
-                match unlinkat(Some(dir_fd), name, UnlinkatFlags::NoRemoveDir) {
-                    Ok(()) => Note::Removed { file: file(), pid },
-                    Err(error) => Note::NotRemoved {
-                        file: file(),
-                        pid,
-                        error,
-                    },
-                },
-            ),
-            Read::Stale(pid) => notes.push(Note::Skipped {
-                file: file(),
-                reason: SkipReason::Stale { pid },
-            }),
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::super::parallel::{PARALLEL_AFTER, PARALLEL_CHUNK};
+    use super::super::{Entry, Layout, Note, RawSockaddr, SkipReason, State};
+    use super::*;
 
-    /// Reads one file and hands a live, non-free entry to `each` (directly,
-    /// so the record is not moved around on its way).
-    pub(super) fn read_one(
-        &self,
-        dir_fd: RawFd,
-        name: &CStr,
-        state: &mut ScanState,
-        each: &mut impl FnMut(Entry),
-    ) -> Read {
-        let ScanState {
-            owners,
-            live,
-            buf,
-            support,
-        } = state;
-        let flags = OFlag::O_RDONLY
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC;
-        // Root skips access time updates, unless it lacks CAP_FOWNER.
-        let mut opened = Err(Errno::EPERM);
-        if owners.euid == 0 && !support.atime_needed {
-            opened = open_at(dir_fd, name, flags | OFlag::O_NOATIME);
-            if matches!(opened, Err(Errno::EPERM)) {
-                support.atime_needed = true;
+    #[test]
+    fn large_scoreboards_read_in_parallel_in_directory_order() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let me = std::process::id() as i32;
+        let mut entry = Entry {
+            state: State::Idle,
+            pid: me,
+            peer: RawSockaddr::from_socket_addr("192.0.2.7:50000".parse().unwrap()),
+            local: RawSockaddr::from_socket_addr("192.0.2.1:21".parse().unwrap()),
+            date: 1,
+            xfer_date: 0,
+            restart_at: 0,
+            total_size: 0,
+            current_size: 0,
+            account: Vec::new(),
+            filename: Vec::new(),
+        };
+        let count = PARALLEL_AFTER + 3 * PARALLEL_CHUNK + 17;
+        for i in 0..count {
+            entry.account = format!("user{i}").into_bytes();
+            entry.state = if i % 11 == 0 {
+                State::Free
+            } else {
+                State::Idle
+            };
+            // Some stale, some of no known size, some with a bad mode.
+            entry.pid = if i % 97 == 5 { i32::MAX - 7 } else { me };
+            let mut bytes = entry.to_bytes(&Layout::DEBIAN).unwrap();
+            if i % 89 == 3 {
+                bytes.push(0);
             }
+            let path = dir.path().join(format!("client-{i:08}"));
+            std::fs::write(&path, &bytes).unwrap();
+            let mode = if i % 83 == 7 { 0o400 } else { 0o600 };
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
         }
-        if opened.is_err() {
-            opened = open_at(dir_fd, name, flags);
-        }
-        let fd = match opened {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP) => return Read::Skipped(SkipReason::SymbolicLink),
-            Err(err) => return Read::Skipped(SkipReason::CannotOpen(err)),
+        let keep = Scoreboard::with_options(
+            dir.path(),
+            ScanOptions {
+                remove_stale: false,
+                ..ScanOptions::default()
+            },
+        );
+        let read = |board: &Scoreboard, threads| {
+            let mut entries = Vec::new();
+            let notes = board
+                .scan_each_with(|| threads, |e| entries.push(e))
+                .unwrap();
+            (entries, notes)
         };
-        let st = match fstat(std::os::fd::AsRawFd::as_raw_fd(&fd)) {
-            Ok(st) => st,
-            Err(err) => return Read::Skipped(SkipReason::CannotStat(err)),
-        };
-        let layout = match accept(&st, owners, self.options.layout) {
-            Ok(layout) => layout,
-            Err(reason) => return Read::Skipped(reason),
-        };
-        let unlocked = lock_shared(&fd, self.options.lock_timeout, support).err();
-        let record = &mut buf[..layout.size];
-        if let Err(reason) = read_record(&fd, &layout, record) {
-            return Read::Skipped(reason);
+        let (one, one_notes) = read(&keep, 1);
+        assert!(
+            one.len() > PARALLEL_AFTER + 2 * PARALLEL_CHUNK,
+            "{}",
+            one.len()
+        );
+        let reasons: Vec<&SkipReason> = one_notes
+            .iter()
+            .filter_map(|n| match n {
+                Note::Skipped { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect();
+        assert!(reasons
+            .iter()
+            .any(|r| **r == SkipReason::Stale { pid: i32::MAX - 7 }));
+        assert!(reasons
+            .iter()
+            .any(|r| **r == SkipReason::UnknownSize { size: 1465 }));
+        assert!(reasons
+            .iter()
+            .any(|r| **r == SkipReason::WrongMode { mode: 0o400 }));
+        assert!(one.iter().all(|e| e.state != State::Free && e.pid == me));
+        for threads in [2, 3] {
+            let (many, many_notes) = read(&keep, threads);
+            assert_eq!(many, one, "{threads} threads");
+            assert_eq!(many_notes, one_notes, "{threads} threads");
         }
-        // Closing the descriptor releases the read lock.
-        drop(fd);
-        let entry = match Entry::parse(record, &layout) {
-            Ok(entry) => entry,
-            Err(err) => return Read::Skipped(SkipReason::Record(err)),
-        };
-        if !live.exists(entry.pid) {
-            return Read::Stale(entry.pid);
-        }
-        if entry.state != State::Free {
-            each(entry);
-        }
-        Read::Entry(unlocked)
+        // Stale files are removed by the parallel reader too.
+        let stale = one_notes.iter().filter(|n| n.is_stale()).count();
+        assert!(stale > 0);
+        let (_, removing) = read(&Scoreboard::new(dir.path()), 2);
+        assert_eq!(
+            removing
+                .iter()
+                .filter(|n| matches!(n, Note::Removed { pid, .. } if *pid == i32::MAX - 7))
+                .count(),
+            stale
+        );
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, count - stale);
     }
 }
