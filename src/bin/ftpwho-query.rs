@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pureftpd_systemd::cli::query::{Args, EXIT_ERROR};
+use pureftpd_systemd::cli::query::{Args, Exit};
 use pureftpd_systemd::ftpwho::query::client::{self, ClientError};
 use pureftpd_systemd::ftpwho::query::{Op, Response};
 
@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             Ok(frame) => frame,
             Err(e) => {
                 eprintln!("ftpwho-query: {e}");
-                return ExitCode::from(e.exit_code());
+                return ExitCode::from(Exit::from(&e).code());
             }
         };
         let mut out = std::io::stdout().lock();
@@ -36,7 +36,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("ftpwho-query: cannot write the output: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            return ExitCode::from(Exit::Error.code());
         }
         done += 1;
         match args.watch {
@@ -87,7 +87,7 @@ fn frame(args: &Args, response: &Response) -> Result<Vec<u8>, ClientError> {
                 .stats
                 .as_ref()
                 .ok_or_else(|| bad("the answer carries no stats"))?;
-            if args.json {
+            if args.format.json {
                 out = serde_json::to_vec_pretty(stats).map_err(|e| bad(&e.to_string()))?;
                 out.push(b'\n');
             } else {

@@ -1,4 +1,9 @@
-//! Settings of `ftpwhod`: `/etc/ftpwhod.toml` plus `/etc/ftpwhod.d/*.toml`.
+//! Settings of `ftpwhod`, in two stages: [`FtpwhodConfig`], a fragment
+//! with every key optional (one per file, `/etc/ftpwhod.toml` then
+//! `/etc/ftpwhod.d/*.toml`, and one from the command line, merged in that
+//! order), and [`Settings`], the merged fragment checked and completed
+//! with defaults, which the responder runs with and `--check-config`
+//! prints.
 //!
 //! ```toml
 //! group = "ftpwho"          # who may query, besides root
@@ -17,7 +22,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::ftpwho::scoreboard::Layout;
+use crate::ftpwho::report::openmetrics::DEFAULT_TOP_USERS;
+use crate::ftpwho::scoreboard::{Layout, DEFAULT_DIR};
 use crate::os::config::{ConfigError, Fragment};
 
 /// Default main configuration file.
@@ -30,8 +36,10 @@ pub const DEFAULT_IDLE_TIMEOUT: f64 = 30.0;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// Default per-request time limit, seconds.
 pub const DEFAULT_REQUEST_TIMEOUT: f64 = 5.0;
-/// Default number of accounts in `pureftpd_user_sessions`.
-pub const DEFAULT_TOP_USERS: usize = 10;
+/// Default bound on one request line, newline included.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4096;
+/// The smallest bound on a request line that can be configured.
+pub const MIN_REQUEST_BYTES: usize = 64;
 
 /// How scoreboard records are laid out.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -51,15 +59,13 @@ pub enum LayoutSetting {
 
 impl LayoutSetting {
     /// The forced layout, or `None` for recognition by size.
-    pub fn resolve(&self) -> Result<Option<Layout>, String> {
+    pub fn resolve(&self) -> Result<Option<Layout>, SettingsError> {
         match self {
             LayoutSetting::Named(name) => match name.as_str() {
                 "auto" => Ok(None),
                 "debian" => Ok(Some(Layout::DEBIAN)),
                 "upstream" => Ok(Some(Layout::UPSTREAM)),
-                other => Err(format!(
-                    "unknown layout {other:?} (expected auto, debian, upstream or a table)"
-                )),
+                other => Err(SettingsError::UnknownLayout(other.to_owned())),
             },
             LayoutSetting::Lengths {
                 max_user_length,
@@ -69,7 +75,7 @@ impl LayoutSetting {
                 if layout.is_consistent() {
                     Ok(Some(layout))
                 } else {
-                    Err("layout lengths give an impossible record".into())
+                    Err(SettingsError::ImpossibleLayout)
                 }
             }
         }
@@ -123,22 +129,52 @@ impl Fragment for FtpwhodConfig {
     }
 }
 
-/// Settings with every default filled in and checked.
+/// Why configuration values were refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SettingsError {
+    /// A duration is negative, or not a number of seconds.
+    #[error("{key} must be a non-negative number of seconds, not {value}")]
+    NotSeconds {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// `request_timeout` is 0.
+    #[error("request_timeout must be more than 0")]
+    NoRequestTime,
+    /// `max_connections` is 0.
+    #[error("max_connections must be at least 1")]
+    NoConnections,
+    /// `max_request_bytes` is below [`MIN_REQUEST_BYTES`].
+    #[error("max_request_bytes must be at least {MIN_REQUEST_BYTES}")]
+    RequestTooSmall,
+    /// `layout` names no known layout.
+    #[error("unknown layout {0:?} (expected auto, debian, upstream or a table)")]
+    UnknownLayout(String),
+    /// `layout`'s lengths give a record whose fields do not fit.
+    #[error("layout lengths give an impossible record")]
+    ImpossibleLayout,
+}
+
+/// The settings the responder runs with: every key of [`FtpwhodConfig`]
+/// filled in and checked. Its [`Display`](std::fmt::Display) is the
+/// configuration file that gives these settings (`--check-config`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct FtpwhodSettings {
-    /// Group whose members may query.
+pub struct Settings {
+    /// Group whose members may query (root always may).
     pub group: String,
-    /// Idle time before exiting; `None` never exits.
+    /// Exit after this long without a client; `None`: never.
     pub idle_timeout: Option<Duration>,
     /// Connections served at once.
     pub max_connections: usize,
-    /// Time limit per request.
+    /// Time for each request to arrive and its answer to be written.
     pub request_timeout: Duration,
-    /// Longest request line.
+    /// Longest request line, newline included.
     pub max_request_bytes: usize,
-    /// Per-user view for non-members.
+    /// Let peers outside the group see their own sessions.
     pub per_user_view: bool,
-    /// OpenMetrics cardinality bound.
+    /// Accounts in OpenMetrics' `pureftpd_user_sessions`.
     pub top_users: usize,
     /// Scoreboard directory.
     pub scoreboard: PathBuf,
@@ -146,7 +182,7 @@ pub struct FtpwhodSettings {
     pub layout: Option<Layout>,
 }
 
-impl Default for FtpwhodSettings {
+impl Default for Settings {
     /// The settings without any configuration: the defaults above.
     fn default() -> Self {
         FtpwhodConfig::default()
@@ -155,9 +191,43 @@ impl Default for FtpwhodSettings {
     }
 }
 
-fn seconds(name: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("{name} must be a non-negative number of seconds, not {value}"))
+impl std::fmt::Display for Settings {
+    /// One `key = value` line per key, in the configuration's own syntax,
+    /// so that the output can be used as a configuration file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64());
+        writeln!(f, "group = {:?}", self.group)?;
+        writeln!(f, "idle_timeout = {}", secs(self.idle_timeout))?;
+        writeln!(f, "max_connections = {}", self.max_connections)?;
+        writeln!(
+            f,
+            "request_timeout = {}",
+            self.request_timeout.as_secs_f64()
+        )?;
+        writeln!(f, "max_request_bytes = {}", self.max_request_bytes)?;
+        writeln!(f, "per_user_view = {}", self.per_user_view)?;
+        writeln!(f, "top_users = {}", self.top_users)?;
+        writeln!(
+            f,
+            "scoreboard = {:?}",
+            self.scoreboard.display().to_string()
+        )?;
+        match self.layout {
+            None => writeln!(f, "layout = \"auto\""),
+            Some(l) if l == Layout::DEBIAN => writeln!(f, "layout = \"debian\""),
+            Some(l) if l == Layout::UPSTREAM => writeln!(f, "layout = \"upstream\""),
+            Some(l) => writeln!(
+                f,
+                "layout = {{ max_user_length = {}, filename_len = {} }}",
+                l.account_len - 1,
+                l.filename_len
+            ),
+        }
+    }
+}
+
+fn seconds(key: &'static str, value: f64) -> Result<Duration, SettingsError> {
+    Duration::try_from_secs_f64(value).map_err(|_| SettingsError::NotSeconds { key, value })
 }
 
 impl FtpwhodConfig {
@@ -168,7 +238,7 @@ impl FtpwhodConfig {
     }
 
     /// Fills in defaults and checks ranges.
-    pub fn settings(&self) -> Result<FtpwhodSettings, String> {
+    pub fn settings(&self) -> Result<Settings, SettingsError> {
         let idle = seconds(
             "idle_timeout",
             self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
@@ -178,19 +248,17 @@ impl FtpwhodConfig {
             self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         )?;
         if request_timeout.is_zero() {
-            return Err("request_timeout must be more than 0".into());
+            return Err(SettingsError::NoRequestTime);
         }
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if max_connections == 0 {
-            return Err("max_connections must be at least 1".into());
+            return Err(SettingsError::NoConnections);
         }
-        let max_request_bytes = self
-            .max_request_bytes
-            .unwrap_or(crate::ftpwho::query::protocol::DEFAULT_MAX_REQUEST_BYTES);
-        if max_request_bytes < 64 {
-            return Err("max_request_bytes must be at least 64".into());
+        let max_request_bytes = self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        if max_request_bytes < MIN_REQUEST_BYTES {
+            return Err(SettingsError::RequestTooSmall);
         }
-        Ok(FtpwhodSettings {
+        Ok(Settings {
             group: self
                 .group
                 .clone()
@@ -204,7 +272,7 @@ impl FtpwhodConfig {
             scoreboard: self
                 .scoreboard
                 .clone()
-                .unwrap_or_else(|| PathBuf::from(crate::ftpwho::scoreboard::DEFAULT_DIR)),
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR)),
             layout: match &self.layout {
                 Some(setting) => setting.resolve()?,
                 None => None,
@@ -260,21 +328,78 @@ mod tests {
     }
 
     #[test]
+    fn printed_settings_read_back_the_same() {
+        for text in [
+            "",
+            "group = \"ops\"\nidle_timeout = 0\nrequest_timeout = 0.25\nlayout = \"upstream\"",
+            "layout = \"debian\"\nper_user_view = true\nscoreboard = \"/srv/b \\\"q\\\"\"",
+            "layout = { max_user_length = 32, filename_len = 1024 }\ntop_users = 0",
+        ] {
+            let settings = crate::os::config::parse::<FtpwhodConfig>(Path::new("x.toml"), text)
+                .unwrap()
+                .settings()
+                .unwrap();
+            let printed = settings.to_string();
+            let again = crate::os::config::parse::<FtpwhodConfig>(Path::new("y.toml"), &printed)
+                .unwrap_or_else(|e| panic!("{e}\n{printed}"))
+                .settings()
+                .unwrap();
+            assert_eq!(again, settings, "{printed}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused() {
-        let parse = |text: &str| -> Result<FtpwhodSettings, String> {
+        let parse = |text: &str| -> Result<Settings, SettingsError> {
             crate::os::config::parse::<FtpwhodConfig>(Path::new("x.toml"), text)
-                .map_err(|e| e.to_string())?
+                .expect("valid TOML")
                 .settings()
         };
-        assert!(parse("idle_timeout = -1")
-            .unwrap_err()
-            .contains("idle_timeout"));
-        assert!(parse("request_timeout = 0").is_err());
-        assert!(parse("max_connections = 0").is_err());
-        assert!(parse("max_request_bytes = 10").is_err());
-        assert!(parse("layout = \"sparc\"").unwrap_err().contains("sparc"));
-        assert!(parse("colour = 1").unwrap_err().starts_with("x.toml:1:"));
-        assert!(parse("max_connections = \"many\"").is_err());
+        assert_eq!(
+            parse("idle_timeout = -1"),
+            Err(SettingsError::NotSeconds {
+                key: "idle_timeout",
+                value: -1.0
+            })
+        );
+        assert_eq!(
+            parse("idle_timeout = -1").unwrap_err().to_string(),
+            "idle_timeout must be a non-negative number of seconds, not -1"
+        );
+        assert_eq!(
+            parse("request_timeout = inf"),
+            Err(SettingsError::NotSeconds {
+                key: "request_timeout",
+                value: f64::INFINITY
+            })
+        );
+        assert_eq!(
+            parse("request_timeout = 0"),
+            Err(SettingsError::NoRequestTime)
+        );
+        assert_eq!(
+            parse("max_connections = 0"),
+            Err(SettingsError::NoConnections)
+        );
+        assert_eq!(
+            parse("max_request_bytes = 10"),
+            Err(SettingsError::RequestTooSmall)
+        );
+        assert_eq!(
+            parse("layout = \"sparc\""),
+            Err(SettingsError::UnknownLayout("sparc".into()))
+        );
+        assert_eq!(
+            parse("layout = { max_user_length = 1000, filename_len = 0 }"),
+            Err(SettingsError::ImpossibleLayout)
+        );
+        let file = |text: &str| {
+            crate::os::config::parse::<FtpwhodConfig>(Path::new("x.toml"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(file("colour = 1").starts_with("x.toml:1:"));
+        assert!(file("max_connections = \"many\"").starts_with("x.toml:1:"));
         assert!(parse("idle_timeout = 2").is_ok());
     }
 }

@@ -4,5 +4,6 @@
 //! directories ([`config`]). Nothing here knows about FTP.
 
 pub mod config;
+pub mod fs;
 pub mod journal;
 pub mod systemd;

@@ -9,15 +9,16 @@
 //! use std::os::unix::net::{UnixListener, UnixStream};
 //! use std::time::Duration;
 //! use pureftpd_systemd::ftpwho::query::{client, server};
+//! use pureftpd_systemd::ftpwho::settings::Settings;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("ftpwho.sock");
 //! let listener = UnixListener::bind(&path).unwrap();
-//! let options = server::ServerOptions {
+//! let settings = Settings {
 //!     idle_timeout: Some(Duration::from_millis(300)),
-//!     ..Default::default()
+//!     ..Settings::default()
 //! };
-//! let responder = server::Server::new(listener, options).unwrap();
+//! let responder = server::Server::new(listener, settings).unwrap();
 //! let running = std::thread::spawn(move || responder.run().unwrap());
 //!
 //! let stream = UnixStream::connect(&path).unwrap();
@@ -45,4 +46,4 @@ pub mod client;
 pub mod protocol;
 pub mod server;
 
-pub use protocol::{ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, StateName};
+pub use protocol::{ErrorCode, Op, ProtocolError, Request, Response};

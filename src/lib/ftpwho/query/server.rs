@@ -19,61 +19,15 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::auth::{Access, Peer};
 use super::protocol::{
-    parse_request, ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, StateName, Stats,
-    View,
+    parse_request, ErrorCode, Op, ProtocolError, Request, Response, Stats, View,
 };
-use crate::ftpwho::report;
+use crate::ftpwho::report::{self, Format, Report, SessionBuilder};
 use crate::ftpwho::scoreboard::{Entry, ScanOptions, Scoreboard, State};
-use crate::ftpwho::settings::FtpwhodSettings;
-use crate::os::systemd;
+use crate::ftpwho::settings::Settings;
+use crate::os::{fs, systemd};
 
 /// `MESSAGE_ID` of the journal entry written when a peer is refused.
 pub const DENIED_MESSAGE_ID: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70";
-
-/// How the responder behaves.
-#[derive(Debug, Clone)]
-pub struct ServerOptions {
-    /// The scoreboard to read; `options.remove_stale` is forced off.
-    pub scoreboard: Scoreboard,
-    /// Group whose members may query (root always may).
-    pub group: String,
-    /// Exit after this long without a client; `None`: never.
-    pub idle_timeout: Option<Duration>,
-    /// Connections served at once.
-    pub max_connections: usize,
-    /// Time for each request to arrive and its answer to be written.
-    pub request_timeout: Duration,
-    /// Longest request line, newline included.
-    pub max_request_bytes: usize,
-    /// Let peers outside the group see their own sessions.
-    pub per_user_view: bool,
-    /// Accounts in OpenMetrics' `pureftpd_user_sessions`.
-    pub top_users: usize,
-}
-
-impl Default for ServerOptions {
-    /// The options of [`FtpwhodSettings::default`].
-    fn default() -> Self {
-        ServerOptions::from(&FtpwhodSettings::default())
-    }
-}
-
-impl From<&FtpwhodSettings> for ServerOptions {
-    fn from(s: &FtpwhodSettings) -> Self {
-        let mut scoreboard = Scoreboard::new(&s.scoreboard);
-        scoreboard.options.layout = s.layout;
-        ServerOptions {
-            scoreboard,
-            group: s.group.clone(),
-            idle_timeout: s.idle_timeout,
-            max_connections: s.max_connections,
-            request_timeout: s.request_timeout,
-            max_request_bytes: s.max_request_bytes,
-            per_user_view: s.per_user_view,
-            top_users: s.top_users,
-        }
-    }
-}
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -85,7 +39,9 @@ struct Counters {
 }
 
 struct Shared {
-    options: ServerOptions,
+    settings: Settings,
+    /// The scoreboard of `settings`, read without removing stale entries.
+    scoreboard: Scoreboard,
     group_gid: Option<u32>,
     started: Instant,
     counters: Counters,
@@ -124,26 +80,31 @@ impl Drop for ActiveGuard {
 
 impl Server {
     /// A responder on `listener`. The scoreboard is read without removing
-    /// stale entries, whatever `options` say. A missing group is not an
-    /// error: only root may query then (a warning is logged).
-    pub fn new(listener: UnixListener, mut options: ServerOptions) -> io::Result<Server> {
-        options.scoreboard.options = ScanOptions {
-            remove_stale: false,
-            ..options.scoreboard.options.clone()
-        };
-        let group_gid = super::auth::group_id(&options.group)?;
+    /// stale entries. A missing group is not an error: only root may query
+    /// then (a warning is logged).
+    pub fn new(listener: UnixListener, settings: Settings) -> io::Result<Server> {
+        let scoreboard = Scoreboard::with_options(
+            &settings.scoreboard,
+            ScanOptions {
+                layout: settings.layout,
+                remove_stale: false,
+                ..ScanOptions::default()
+            },
+        );
+        let group_gid = super::auth::group_id(&settings.group)?;
         if group_gid.is_none() {
             tracing::warn!(
-                GROUP = options.group.as_str(),
+                GROUP = settings.group.as_str(),
                 "group {:?} does not exist; only root may query",
-                options.group
+                settings.group
             );
         }
         listener.set_nonblocking(true)?;
         Ok(Server {
             listener,
             shared: Arc::new(Shared {
-                options,
+                settings,
+                scoreboard,
                 group_gid,
                 started: Instant::now(),
                 counters: Counters::default(),
@@ -195,7 +156,7 @@ impl Server {
             if let Some(at) = next_watchdog {
                 wait = wait.min(at.saturating_duration_since(now));
             }
-            if let Some(idle) = self.shared.options.idle_timeout {
+            if let Some(idle) = self.shared.settings.idle_timeout {
                 if self.shared.counters.active.load(Ordering::SeqCst) == 0 {
                     let last = *self
                         .shared
@@ -256,14 +217,14 @@ impl Server {
         let _ = stream.set_nonblocking(false);
         let active = shared.counters.active.fetch_add(1, Ordering::SeqCst);
         let guard = ActiveGuard(Arc::clone(shared));
-        if active >= shared.options.max_connections as u64 {
+        if active >= shared.settings.max_connections as u64 {
             refuse(
                 &stream,
                 ProtocolError::new(
                     ErrorCode::Busy,
                     format!(
                         "{} connections are being served; try again",
-                        shared.options.max_connections
+                        shared.settings.max_connections
                     ),
                 ),
             );
@@ -316,9 +277,9 @@ fn serve_connection(shared: &Shared, stream: &mut UnixStream) {
             return;
         }
     };
-    let access = peer.access(shared.group_gid, shared.options.per_user_view);
-    let max = shared.options.max_request_bytes;
-    let timeout = shared.options.request_timeout;
+    let access = peer.access(shared.group_gid, shared.settings.per_user_view);
+    let max = shared.settings.max_request_bytes;
+    let timeout = shared.settings.request_timeout;
     let mut buf: Vec<u8> = Vec::with_capacity(256);
     let mut chunk = vec![0u8; max.min(64 * 1024) + 1];
     let mut answered = 0u64;
@@ -398,17 +359,10 @@ fn timed_out(
         ErrorCode::Timeout,
         format!(
             "no complete request within {:?}",
-            shared.options.request_timeout
+            shared.settings.request_timeout
         ),
     );
     send(stream, Response::error(error));
-}
-
-/// "Now" from the clock `pure-ftpwho` reads (C's `time(NULL)`, which may
-/// lag the precise clock by a tick), so both print the same second.
-fn unix_now() -> i64 {
-    // SAFETY: time(NULL) has no preconditions.
-    unsafe { libc::time(std::ptr::null_mut()) }
 }
 
 /// The answer to one request line from `peer`.
@@ -478,63 +432,30 @@ fn view_users(
             request,
             &format!(
                 "uid {} is neither root nor a member of group {}",
-                peer.uid, shared.options.group
+                peer.uid, shared.settings.group
             ),
         )),
     }
 }
 
-/// Hands each live entry to `each`, logging what the scan passed over.
-fn scan_each(shared: &Shared, each: impl FnMut(Entry)) -> Result<(), ProtocolError> {
+/// Hands each live entry to `each`, logging what the scan passed over;
+/// returns how many files were passed over.
+fn scan_each(shared: &Shared, each: impl FnMut(Entry)) -> Result<usize, ProtocolError> {
     let notes = shared
-        .options
         .scoreboard
         .scan_each(each)
         .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
     for note in &notes {
-        tracing::debug!(note = note.as_str(), "scoreboard");
+        tracing::debug!(note = %note, "scoreboard");
     }
-    Ok(())
-}
-
-fn scan(shared: &Shared) -> Result<Vec<Entry>, ProtocolError> {
-    let scan = shared
-        .options
-        .scoreboard
-        .scan()
-        .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
-    for note in &scan.notes {
-        tracing::debug!(note = note.as_str(), "scoreboard");
-    }
-    Ok(scan.entries)
+    Ok(notes.len())
 }
 
 /// The report module's filter for accounts and states.
-fn report_filter(users: &[String], states: &[StateName]) -> report::Filter {
+fn report_filter(users: &[String], states: &[State]) -> report::Filter {
     report::Filter {
         users: users.iter().map(|u| u.as_bytes().to_vec()).collect(),
-        states: states.iter().map(|s| s.state()).collect(),
-    }
-}
-
-/// The report module's format of a wire format (OpenMetrics is rendered
-/// apart).
-fn report_format(format: OutputFormat) -> report::Format {
-    match format {
-        OutputFormat::Text => report::Format::Text { verbose: false },
-        OutputFormat::Verbose => report::Format::Text { verbose: true },
-        OutputFormat::Html => report::Format::Html {
-            cgi: false,
-            embedded: false,
-        },
-        OutputFormat::HtmlEmbedded => report::Format::Html {
-            cgi: false,
-            embedded: true,
-        },
-        OutputFormat::Xml => report::Format::Xml,
-        OutputFormat::Plist => report::Format::Plist,
-        OutputFormat::Shell => report::Format::Shell,
-        OutputFormat::Json | OutputFormat::Openmetrics => report::Format::Json,
+        states: states.to_vec(),
     }
 }
 
@@ -549,128 +470,138 @@ fn execute(
     access: &Access,
 ) -> Result<Response, ProtocolError> {
     match request.op {
-        Op::Ping => {
-            let mut response = Response::ok(Op::Ping);
-            response.server = Some(format!("ftpwhod {}", env!("CARGO_PKG_VERSION")));
-            Ok(response)
-        }
-        Op::List => {
-            let (view, users) = view_users(shared, request, peer, access)?;
-            let now = unix_now();
-            let filter = report_filter(&users, &request.states);
-            let format = request.format.unwrap_or_default();
-            // OpenMetrics shows no addresses: never wait for name lookups.
-            let numeric = request.numeric || format == OutputFormat::Openmetrics;
-            let mut builder = report::SessionBuilder::new(now, numeric, filter);
-            let mut response = Response::ok(Op::List);
-            response.format = Some(format);
-            response.view = Some(view);
-            let mut out = Vec::new();
-            if format == OutputFormat::Openmetrics {
-                let mut sessions = Vec::new();
-                scan_each(shared, |e| sessions.extend(builder.build(e)))?;
-                report::openmetrics::render_sessions(&sessions, shared.options.top_users, &mut out)
-                    .map_err(|e| internal("rendering", e))?;
-                response.set_output(out);
-                return Ok(response);
-            }
-            // Sessions are rendered as they are read, none kept.
-            let mut report = report::Report::new(report_format(format), &mut out);
-            let mut written = Ok(());
-            scan_each(shared, |e| {
-                if let (Some(session), Ok(())) = (builder.build(e), &written) {
-                    written = report.session(&session);
-                }
-            })?;
-            written
-                .and_then(|()| report.finish())
-                .map_err(|e| internal("rendering", e))?;
-            if format == OutputFormat::Json {
-                response.data = Some(
-                    serde_json::from_slice(&out)
-                        .map_err(|e| internal("the JSON report is not JSON", e))?,
-                );
-            } else {
-                response.set_output(out);
-            }
-            Ok(response)
-        }
-        Op::Count => {
-            let (view, mut users) = view_users(shared, request, peer, access)?;
-            users.sort_by_key(|u| u.to_ascii_lowercase());
-            users.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-            let count = if request.states.is_empty() && !users.is_empty() {
-                // Each account as the server counts it at login.
-                let mut count = 0;
-                for user in &users {
-                    count += shared
-                        .options
-                        .scoreboard
-                        .count_sessions(user.as_bytes())
-                        .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
-                }
-                count
-            } else {
-                let states = report_filter(&[], &request.states);
-                scan(shared)?
-                    .iter()
-                    .filter(|e| states.accepts(e))
-                    .filter(|e| {
-                        users.is_empty()
-                            || users
-                                .iter()
-                                .any(|u| e.account.eq_ignore_ascii_case(u.as_bytes()))
-                    })
-                    .count()
-            };
-            let mut response = Response::ok(Op::Count);
-            response.view = Some(view);
-            response.count = Some(count as u64);
-            Ok(response)
-        }
-        Op::Stats => {
-            if *access != Access::All {
-                return Err(denied(
-                    peer,
-                    request,
-                    &format!(
-                        "stats are for root and members of group {}",
-                        shared.options.group
-                    ),
-                ));
-            }
-            let scan = shared
-                .options
-                .scoreboard
-                .scan()
-                .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
-            let c = &shared.counters;
-            let mut stats = Stats {
-                skipped: scan.notes.len() as u64,
-                // This request is counted once answered; include it.
-                requests: c.requests.load(Ordering::SeqCst) + 1,
-                connections: c.connections.load(Ordering::SeqCst),
-                active_connections: c.active.load(Ordering::SeqCst),
-                denied: c.denied.load(Ordering::SeqCst),
-                errors: c.errors.load(Ordering::SeqCst),
-                uptime_ms: shared.started.elapsed().as_millis() as u64,
-                ..Stats::default()
-            };
-            let mut users = std::collections::HashSet::new();
-            for entry in &scan.entries {
-                stats.sessions += 1;
-                match entry.state {
-                    State::Idle => stats.idle += 1,
-                    State::Download => stats.download += 1,
-                    State::Upload => stats.upload += 1,
-                    State::Free | State::Unknown(_) => {}
-                }
-                users.insert(entry.account.as_slice());
-            }
-            stats.users = users.len() as u64;
-            let mut response = Response::ok(Op::Stats);
-            response.stats = Some(stats);
-            Ok(response)
-        }
+        Op::Ping => Ok(ping()),
+        Op::List => list(shared, request, peer, access),
+        Op::Count => count(shared, request, peer, access),
+        Op::Stats => stats(shared, request, peer, access),
     }
+}
+
+/// `ping`: the responder's name and version; reads nothing.
+fn ping() -> Response {
+    let mut response = Response::ok(Op::Ping);
+    response.server = Some(format!("ftpwhod {}", env!("CARGO_PKG_VERSION")));
+    response
+}
+
+/// `list`: the sessions the peer may see, rendered as they are read.
+fn list(
+    shared: &Shared,
+    request: &Request,
+    peer: &Peer,
+    access: &Access,
+) -> Result<Response, ProtocolError> {
+    let (view, users) = view_users(shared, request, peer, access)?;
+    let filter = report_filter(&users, &request.states);
+    let format = request.format.unwrap_or_default();
+    // OpenMetrics shows no addresses: never wait for name lookups.
+    let numeric = request.numeric || format == Format::Openmetrics;
+    let mut builder = SessionBuilder::new(fs::unix_time(), numeric, filter);
+    let mut out = Vec::new();
+    let mut report = Report::new(format, &mut out).with_top_users(shared.settings.top_users);
+    let mut written = Ok(());
+    scan_each(shared, |e| {
+        if let (Some(session), Ok(())) = (builder.build(e), &written) {
+            written = report.session(&session);
+        }
+    })?;
+    written
+        .and_then(|()| report.finish())
+        .map_err(|e| internal("rendering", e))?;
+    let mut response = Response::ok(Op::List);
+    response.format = Some(format);
+    response.view = Some(view);
+    if format == Format::Json {
+        response.data = Some(
+            serde_json::from_slice(&out).map_err(|e| internal("the JSON report is not JSON", e))?,
+        );
+    } else {
+        response.set_output(out);
+    }
+    Ok(response)
+}
+
+/// `count`: how many sessions the named accounts (or everyone the peer
+/// may see) have, in the requested states.
+fn count(
+    shared: &Shared,
+    request: &Request,
+    peer: &Peer,
+    access: &Access,
+) -> Result<Response, ProtocolError> {
+    let (view, mut users) = view_users(shared, request, peer, access)?;
+    users.sort_by_key(|u| u.to_ascii_lowercase());
+    users.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
+    let mut count = 0;
+    if request.states.is_empty() && !users.is_empty() {
+        // Each account as the server counts it at login.
+        for user in &users {
+            count += shared
+                .scoreboard
+                .count_sessions(user.as_bytes())
+                .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
+        }
+    } else {
+        let states = report_filter(&[], &request.states);
+        scan_each(shared, |e| {
+            let named = users.is_empty()
+                || users
+                    .iter()
+                    .any(|u| e.account.eq_ignore_ascii_case(u.as_bytes()));
+            if named && states.accepts(&e) {
+                count += 1;
+            }
+        })?;
+    }
+    let mut response = Response::ok(Op::Count);
+    response.view = Some(view);
+    response.count = Some(count as u64);
+    Ok(response)
+}
+
+/// `stats`: the responder's counters and a summary of the scoreboard, for
+/// root and the group only.
+fn stats(
+    shared: &Shared,
+    request: &Request,
+    peer: &Peer,
+    access: &Access,
+) -> Result<Response, ProtocolError> {
+    if *access != Access::All {
+        return Err(denied(
+            peer,
+            request,
+            &format!(
+                "stats are for root and members of group {}",
+                shared.settings.group
+            ),
+        ));
+    }
+    let c = &shared.counters;
+    let mut stats = Stats {
+        // This request is counted once answered; include it.
+        requests: c.requests.load(Ordering::SeqCst) + 1,
+        connections: c.connections.load(Ordering::SeqCst),
+        active_connections: c.active.load(Ordering::SeqCst),
+        denied: c.denied.load(Ordering::SeqCst),
+        errors: c.errors.load(Ordering::SeqCst),
+        uptime_ms: shared.started.elapsed().as_millis() as u64,
+        ..Stats::default()
+    };
+    let mut users = std::collections::HashSet::new();
+    let skipped = scan_each(shared, |entry| {
+        stats.sessions += 1;
+        match entry.state {
+            State::Idle => stats.idle += 1,
+            State::Download => stats.download += 1,
+            State::Upload => stats.upload += 1,
+            State::Free | State::Unknown(_) => {}
+        }
+        users.insert(entry.account);
+    })?;
+    stats.skipped = skipped as u64;
+    stats.users = users.len() as u64;
+    let mut response = Response::ok(Op::Stats);
+    response.stats = Some(stats);
+    Ok(response)
 }
