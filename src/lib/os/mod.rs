@@ -1,11 +1,13 @@
 //! Operating-system and systemd plumbing shared by both products: the
 //! service manager's notifications and descriptors ([`systemd`]), logging to
 //! the journal ([`journal`]), configuration files with drop-in directories
-//! ([`config`]) and descriptor helpers ([`fd`]). Nothing here knows about
-//! FTP. System calls that need `unsafe` go here, each with the reason it is
-//! sound.
+//! ([`config`]), the daemon process itself (stdio, fork, stop signals,
+//! identity, pid file: [`process`]) and descriptor helpers ([`fd`]).
+//! Nothing here knows about FTP. System calls that need `unsafe` go here,
+//! each with the reason it is sound.
 
 pub mod config;
 pub mod fd;
 pub mod journal;
+pub mod process;
 pub mod systemd;
