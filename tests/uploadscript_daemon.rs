@@ -963,9 +963,7 @@ fn start_up_errors_are_clear() {
 fn configuration_files_must_be_small_regular_files() {
     let fx = Fixture::new();
     let mkfifo = |path: &Path| {
-        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: c is NUL-terminated.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()
     };
     let empty_main_with_drop_in = |name: &str| {
         let main = fx.path(&format!("{name}.toml"));
