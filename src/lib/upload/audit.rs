@@ -12,7 +12,7 @@
 //! | `UPLOAD_FILE`, `UPLOAD_VUSER` | always (what was read of them for a rejected record) |
 //! | `UPLOAD_SIZE`, `UPLOAD_UID`, `UPLOAD_GID`, `UPLOAD_PERMS` | the program ran |
 //! | `UPLOAD_USER`, `UPLOAD_GROUP` | the program ran and the names are known |
-//! | `UPLOAD_SHA256` | the program ran and `hash = "sha256"` |
+//! | `UPLOAD_SHA256` ([`Hash::field`]) | the program ran and `hash = "sha256"` |
 //! | `SCRIPT_EXIT_STATUS` | the program exited |
 //! | `SCRIPT_SIGNAL` | the program was killed by a signal (9 after a timeout) |
 //! | `SCRIPT_ERROR` | the program could not be started |
@@ -27,9 +27,29 @@
 use std::path::Path;
 use std::time::Duration;
 
-pub use crate::os::journal::message_ids;
+use crate::upload::hash::Hash;
 use crate::upload::pipe::{Record, Rejection};
 use crate::upload::program::{Report, Skip, Status};
+
+/// The field of the SHA-256 checksum, named after its algorithm.
+const SHA256_FIELD: &str = match Hash::Sha256.field() {
+    Some(field) => field,
+    None => panic!("a checksum has a field"),
+};
+
+/// The `MESSAGE_ID`s of the audit events, one per kind; the journal
+/// catalog describes each.
+pub mod message_ids {
+    /// An upload was processed: the program exited with status 0.
+    pub const UPLOAD_PROCESSED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60";
+    /// An upload record was rejected, or its file was not a regular file.
+    pub const UPLOAD_REJECTED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61";
+    /// The program failed: non-zero exit, killed by a signal, or could not
+    /// be started.
+    pub const UPLOAD_FAILED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a62";
+    /// The program ran past its timeout; its process group was killed.
+    pub const UPLOAD_TIMED_OUT: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a63";
+}
 
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,7 +266,7 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
                 UPLOAD_PERMS = perms.as_str(),
                 UPLOAD_USER = user.as_deref(),
                 UPLOAD_GROUP = group.as_deref(),
-                UPLOAD_SHA256 = report.sha256.as_deref(),
+                { SHA256_FIELD } = report.sha256.as_deref(),
                 SCRIPT_EXIT_STATUS = exit,
                 SCRIPT_SIGNAL = signal,
                 SCRIPT_ERROR = error.as_deref(),

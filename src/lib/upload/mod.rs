@@ -2,11 +2,18 @@
 //! and the daemon that runs the administrator's program on each file.
 //!
 //! [`pipe`] opens and parses the FIFO, [`program`] runs the program on one
-//! file, [`audit`] logs one structured event per record, [`daemon`] is the
-//! `pure-uploadscript` main loop and [`settings`] its configuration.
+//! file, [`hash`] names the checksum logged with it, [`audit`] logs one
+//! structured event per record, [`settings`] turns the configuration files
+//! and command-line overrides into checked settings, and [`daemon`] is the
+//! `pure-uploadscript` start-up and main loop.
+//!
+//! Dependencies inside: `daemon` → `settings`, `audit`, `program`, `pipe`;
+//! `settings` → `program`, `pipe`, `hash`; `audit` → `program`, `pipe`,
+//! `hash`; `program` → `hash`. Outside: only [`crate::os`].
 
 pub mod audit;
 pub mod daemon;
+pub mod hash;
 pub mod pipe;
 pub mod program;
 pub mod settings;

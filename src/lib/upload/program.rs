@@ -40,6 +40,9 @@ use std::time::{Duration, Instant};
 
 use sha2::Digest;
 
+use crate::os::fd::wait_readable;
+use crate::upload::hash::Hash;
+
 /// The descriptor number at which the program finds the checked file.
 pub const UPLOAD_FD: RawFd = 3;
 
@@ -63,13 +66,6 @@ const PRIVATE_VARS: &[&str] = &[
     "LISTEN_FDNAMES",
 ];
 
-/// A checksum to compute over each file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlgorithm {
-    /// SHA-256, reported in lower-case hex.
-    Sha256,
-}
-
 /// How to run the program.
 #[derive(Debug, Clone)]
 pub struct HookConfig {
@@ -81,8 +77,8 @@ pub struct HookConfig {
     pub keep_env: bool,
     /// Capture standard output and error instead of discarding them.
     pub capture_output: bool,
-    /// Checksum to compute, if any.
-    pub hash: Option<HashAlgorithm>,
+    /// Checksum to compute ([`Hash::None`] for none).
+    pub hash: Hash,
 }
 
 /// Why a configured program cannot be used.
@@ -605,32 +601,6 @@ pub fn close_inherited_on_exec() -> io::Result<()> {
     Ok(())
 }
 
-/// `poll()` with a timeout rounded up to whole milliseconds.
-pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ms = match timeout {
-        None => -1,
-        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-    };
-    // SAFETY: fds is a valid array of pollfd.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
-        }
-        return Err(e);
-    }
-    Ok(n as usize)
-}
-
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
 fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -719,7 +689,7 @@ impl Hook {
             mut notes,
         } = check_file(file, &self.names)?;
         let mut sha256 = None;
-        if self.config.hash == Some(HashAlgorithm::Sha256) {
+        if self.config.hash == Hash::Sha256 {
             match &fd {
                 Some(fd) => match sha256_fd(fd.as_fd(), &mut || watch.wake()) {
                     Ok(sum) => sha256 = Some(sum),
@@ -888,31 +858,21 @@ impl Hook {
             if pidfd.is_none() {
                 wake_at = earliest(wake_at, Some(now + Duration::from_millis(20)));
             }
-            let mut fds = Vec::with_capacity(4);
-            let mut slots = [usize::MAX; 4];
-            for (slot, fd) in [
-                pidfd.as_ref().map(|f| f.as_raw_fd()),
-                out_r.as_ref().map(|f| f.as_raw_fd()),
-                err_r.as_ref().map(|f| f.as_raw_fd()),
-                watch.fd().map(|f| f.as_raw_fd()),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if let Some(fd) = fd {
-                    slots[slot] = fds.len();
-                    fds.push(pollfd(fd));
-                }
-            }
             let timeout = wake_at.map(|t| t.saturating_duration_since(now));
-            if poll(&mut fds, timeout).is_err() {
+            let polled = [
+                pidfd.as_ref().map(|f| f.as_fd()),
+                out_r.as_ref().map(|f| f.as_fd()),
+                err_r.as_ref().map(|f| f.as_fd()),
+                watch.fd(),
+            ];
+            let ready = wait_readable(polled, timeout).unwrap_or_else(|_| {
                 std::thread::sleep(Duration::from_millis(20));
-            }
-            let ready = |slot: usize| slots[slot] != usize::MAX && fds[slots[slot]].revents != 0;
-            if ready(1) && !pump(out_r.as_ref().unwrap().as_fd(), &mut out) {
+                [false; 4]
+            });
+            if ready[1] && !pump(out_r.as_ref().unwrap().as_fd(), &mut out) {
                 out_r = None;
             }
-            if ready(2) && !pump(err_r.as_ref().unwrap().as_fd(), &mut err) {
+            if ready[2] && !pump(err_r.as_ref().unwrap().as_fd(), &mut err) {
                 err_r = None;
             }
             watch.wake();

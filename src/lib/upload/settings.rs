@@ -1,6 +1,15 @@
-//! `pure-uploadscript`'s configuration: `/etc/pure-uploadscript.toml` and
-//! `/etc/pure-uploadscript.d/*.toml`. Each key is named after a long
-//! command-line option; options given on the command line win.
+//! `pure-uploadscript`'s settings, in three stages:
+//!
+//! 1. [`UploadscriptConfig`]: one layer, every field optional: a
+//!    configuration file (`/etc/pure-uploadscript.toml`, then
+//!    `/etc/pure-uploadscript.d/*.toml`), or the options given on the
+//!    command line ([`Overrides`]);
+//! 2. [`Inputs`]: the layers merged, later ones winning, the command line
+//!    last, and the defaults filled in;
+//! 3. [`Settings`]: checked and resolved (user and group names looked up,
+//!    paths made absolute), what the daemon runs with.
+//!
+//! Each key is named after a long command-line option:
 //!
 //! ```toml
 //! run = "/usr/local/sbin/scan-upload"
@@ -21,6 +30,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::os::config::{ConfigError, Fragment};
+use crate::os::systemd;
+use crate::upload::hash::Hash;
+use crate::upload::pipe::{fifo, DEFAULT_VHOST_DIR};
+use crate::upload::program::{self, ProgramError};
 
 /// The main configuration file.
 pub const DEFAULT_PATH: &str = "/etc/pure-uploadscript.toml";
@@ -161,28 +174,8 @@ impl<'de> Deserialize<'de> for Timeout {
     }
 }
 
-/// The `hash` setting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Hash {
-    /// No checksum.
-    None,
-    /// SHA-256 of each file, logged as `UPLOAD_SHA256`.
-    Sha256,
-}
-
-impl FromStr for Hash {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "none" => Ok(Hash::None),
-            "sha256" => Ok(Hash::Sha256),
-            _ => Err(format!("{s:?}: expected \"sha256\" or \"none\"")),
-        }
-    }
-}
-
-/// One layer of `pure-uploadscript`'s settings; every field is optional.
+/// One layer of `pure-uploadscript`'s settings (a file, or the command
+/// line); every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UploadscriptConfig {
@@ -241,6 +234,240 @@ impl Fragment for UploadscriptConfig {
             capture_output,
             vhost_dir
         );
+    }
+}
+
+/// The C tool's pid file, written by default outside systemd.
+pub const DEFAULT_PIDFILE: &str = "/var/run/pure-uploadscript.pid";
+
+/// What the command line gives: where the configuration is, and the
+/// options that win over it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overrides {
+    /// `--config FILE`, which must exist; else [`DEFAULT_PATH`], which may
+    /// be absent.
+    pub config: Option<PathBuf>,
+    /// The options given, as the last layer.
+    pub options: UploadscriptConfig,
+}
+
+/// Every layer merged and the defaults filled in; not checked yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inputs {
+    /// The program, if any layer names one.
+    pub run: Option<PathBuf>,
+    /// The user to run as, if given.
+    pub uid: Option<Id>,
+    /// The group to run as, if given.
+    pub gid: Option<Id>,
+    /// The FIFO (default [`fifo::DEFAULT_PATH`]).
+    pub pipe: PathBuf,
+    /// The pid file, if given.
+    pub pidfile: Option<PathBuf>,
+    /// Fork into the background.
+    pub daemonize: bool,
+    /// Limit on one run (default [`program::DEFAULT_TIMEOUT`]).
+    pub timeout: Option<Duration>,
+    /// Checksum to log.
+    pub hash: Hash,
+    /// Pass the daemon's environment.
+    pub keep_env: bool,
+    /// Capture the program's output.
+    pub capture_output: bool,
+    /// Where `IP:/path` names are mapped (default [`DEFAULT_VHOST_DIR`]).
+    pub vhost_dir: PathBuf,
+}
+
+impl Inputs {
+    /// Reads the configuration files `overrides` points at and merges its
+    /// options over them.
+    pub fn read(overrides: Overrides) -> Result<Inputs, ConfigError> {
+        let files = UploadscriptConfig::load(overrides.config.as_deref())?;
+        Ok(Inputs::merge(files, overrides.options))
+    }
+
+    /// Merges `options` over `files` and fills in the defaults.
+    pub fn merge(mut files: UploadscriptConfig, options: UploadscriptConfig) -> Inputs {
+        files.merge(options);
+        let c = files;
+        Inputs {
+            run: c.run,
+            uid: c.uid,
+            gid: c.gid,
+            pipe: c.pipe.unwrap_or_else(|| fifo::DEFAULT_PATH.into()),
+            pidfile: c.pidfile,
+            daemonize: c.daemonize.unwrap_or(false),
+            timeout: c.timeout.map_or(Some(program::DEFAULT_TIMEOUT), |t| t.0),
+            hash: c.hash.unwrap_or_default(),
+            keep_env: c.keep_env.unwrap_or(false),
+            capture_output: c.capture_output.unwrap_or(false),
+            vhost_dir: c.vhost_dir.unwrap_or_else(|| DEFAULT_VHOST_DIR.into()),
+        }
+    }
+}
+
+/// Everything the daemon needs, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The program to run (absolute).
+    pub program: PathBuf,
+    /// The uid to switch to, if any.
+    pub uid: Option<u32>,
+    /// The gid to switch to, if any.
+    pub gid: Option<u32>,
+    /// The FIFO (absolute).
+    pub pipe: PathBuf,
+    /// The pid file (absolute), if one is written.
+    pub pidfile: Option<PathBuf>,
+    /// Whether the pid file was asked for (then failing to write it is an
+    /// error).
+    pub pidfile_required: bool,
+    /// Fork into the background (never under systemd).
+    pub daemonize: bool,
+    /// Limit on one run.
+    pub timeout: Option<Duration>,
+    /// Checksum to log.
+    pub hash: Hash,
+    /// Pass the daemon's environment.
+    pub keep_env: bool,
+    /// Capture the program's output.
+    pub capture_output: bool,
+    /// Where `IP:/path` names are mapped.
+    pub vhost_dir: PathBuf,
+}
+
+/// Why the settings are not usable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A configuration file could not be read.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// No layer names a program.
+    #[error("no program to run: give -r PROGRAM, or set run in {DEFAULT_PATH}")]
+    NoProgram,
+    /// The program is not given by an absolute path.
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    /// No such user.
+    #[error("unknown user: {0}")]
+    UnknownUser(String),
+    /// No such group.
+    #[error("unknown group: {0}")]
+    UnknownGroup(String),
+    /// The user or group database could not be read.
+    #[error("cannot look up {kind} {name}: {source}")]
+    Lookup {
+        /// `user` or `group`.
+        kind: &'static str,
+        /// The name looked up.
+        name: String,
+        /// What the system said.
+        source: nix::Error,
+    },
+    /// A relative path cannot be made absolute.
+    #[error("{path}: {source}")]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+}
+
+fn resolve_user(id: &Id) -> Result<(u32, Option<u32>), SettingsError> {
+    match id {
+        Id::Number(n) => Ok((*n, None)),
+        Id::Name(name) => match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => Ok((u.uid.as_raw(), Some(u.gid.as_raw()))),
+            Ok(None) => Err(SettingsError::UnknownUser(name.clone())),
+            Err(source) => Err(SettingsError::Lookup {
+                kind: "user",
+                name: name.clone(),
+                source,
+            }),
+        },
+    }
+}
+
+fn resolve_group(id: &Id) -> Result<u32, SettingsError> {
+    match id {
+        Id::Number(n) => Ok(*n),
+        Id::Name(name) => match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Ok(g.gid.as_raw()),
+            Ok(None) => Err(SettingsError::UnknownGroup(name.clone())),
+            Err(source) => Err(SettingsError::Lookup {
+                kind: "group",
+                name: name.clone(),
+                source,
+            }),
+        },
+    }
+}
+
+fn absolute(path: PathBuf) -> Result<PathBuf, SettingsError> {
+    std::path::absolute(&path).map_err(|source| SettingsError::Path { path, source })
+}
+
+impl Settings {
+    /// Reads the configuration, merges `overrides` over it and checks the
+    /// result ([`Inputs::read`], then [`Settings::check`]).
+    pub fn resolve(overrides: Overrides) -> Result<Settings, SettingsError> {
+        Settings::check(Inputs::read(overrides)?, systemd::under_systemd())
+    }
+
+    /// Checks `inputs` and resolves names and paths; `under_systemd`
+    /// decides the default pid file (none under systemd).
+    pub fn check(inputs: Inputs, under_systemd: bool) -> Result<Settings, SettingsError> {
+        let program = inputs.run.ok_or(SettingsError::NoProgram)?;
+        if !program.is_absolute() {
+            return Err(ProgramError::NotAbsolute(program).into());
+        }
+        let (uid, user_gid) = match &inputs.uid {
+            Some(id) => {
+                let (uid, gid) = resolve_user(id)?;
+                (Some(uid), gid)
+            }
+            None => (None, None),
+        };
+        let gid = match &inputs.gid {
+            Some(id) => Some(resolve_group(id)?),
+            None => user_gid,
+        };
+        let pidfile_required = inputs.pidfile.is_some();
+        let pidfile = match inputs.pidfile {
+            Some(p) => Some(absolute(p)?),
+            None if !under_systemd => Some(DEFAULT_PIDFILE.into()),
+            None => None,
+        };
+        Ok(Settings {
+            program,
+            uid,
+            gid,
+            pipe: absolute(inputs.pipe)?,
+            pidfile,
+            pidfile_required,
+            daemonize: inputs.daemonize,
+            timeout: inputs.timeout,
+            hash: inputs.hash,
+            keep_env: inputs.keep_env,
+            capture_output: inputs.capture_output,
+            vhost_dir: inputs.vhost_dir,
+        })
+    }
+
+    /// The identity the program will run as: the C tool, run as root,
+    /// always switches (to uid 0 and gid 0 unless told otherwise); as
+    /// another user, only `-u`/`-g` switch.
+    pub fn target_identity(&self) -> Option<(u32, u32)> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let egid = nix::unistd::getegid().as_raw();
+        if euid == 0 {
+            Some((self.uid.unwrap_or(0), self.gid.unwrap_or(0)))
+        } else if self.uid.is_some() || self.gid.is_some() {
+            Some((self.uid.unwrap_or(euid), self.gid.unwrap_or(egid)))
+        } else {
+            None
+        }
     }
 }
 
@@ -334,5 +561,177 @@ mod tests {
         assert_eq!("www-data".parse(), Ok(Id::Name("www-data".into())));
         assert!("4294967296".parse::<Id>().is_err());
         assert!("".parse::<Id>().is_err());
+    }
+
+    fn run_true() -> UploadscriptConfig {
+        UploadscriptConfig {
+            run: Some("/bin/true".into()),
+            ..Default::default()
+        }
+    }
+
+    fn check(options: UploadscriptConfig, under_systemd: bool) -> Result<Settings, SettingsError> {
+        Settings::check(Inputs::merge(Default::default(), options), under_systemd)
+    }
+
+    #[test]
+    fn defaults_follow_the_c_tool() {
+        let s = check(run_true(), false).unwrap();
+        assert_eq!(s.program, PathBuf::from("/bin/true"));
+        assert_eq!(s.pipe, PathBuf::from("/run/pure-ftpd.upload.pipe"));
+        assert_eq!(s.pidfile, Some(PathBuf::from(DEFAULT_PIDFILE)));
+        assert!(!s.pidfile_required);
+        assert_eq!(s.timeout, Some(Duration::from_secs(600)));
+        assert_eq!((s.uid, s.gid), (None, None));
+        assert_eq!(s.hash, Hash::None);
+        assert!(!s.keep_env && !s.capture_output && !s.daemonize);
+        assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd/pure-ftpd"));
+        // Under systemd there is no pid file unless asked for.
+        let s = check(run_true(), true).unwrap();
+        assert_eq!(s.pidfile, None);
+        let s = check(
+            UploadscriptConfig {
+                pidfile: Some("/run/x.pid".into()),
+                ..run_true()
+            },
+            true,
+        )
+        .unwrap();
+        assert_eq!(s.pidfile, Some(PathBuf::from("/run/x.pid")));
+        assert!(s.pidfile_required);
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_files() {
+        let files = UploadscriptConfig {
+            run: Some("/from/config".into()),
+            uid: Some(Id::Number(1)),
+            gid: Some(Id::Number(2)),
+            timeout: Some(Timeout(None)),
+            hash: Some(Hash::Sha256),
+            keep_env: Some(true),
+            pipe: Some("/run/config.pipe".into()),
+            vhost_dir: Some("/etc/pure-ftpd".into()),
+            ..Default::default()
+        };
+        let options = UploadscriptConfig {
+            uid: Some(Id::Number(3)),
+            timeout: Some(Timeout(Some(Duration::from_secs(5)))),
+            hash: Some(Hash::None),
+            ..run_true()
+        };
+        let s = Settings::check(Inputs::merge(files.clone(), options), true).unwrap();
+        assert_eq!(s.program, PathBuf::from("/bin/true"));
+        assert_eq!((s.uid, s.gid), (Some(3), Some(2)));
+        assert_eq!(s.timeout, Some(Duration::from_secs(5)));
+        assert_eq!(s.hash, Hash::None);
+        assert!(s.keep_env);
+        assert_eq!(s.pipe, PathBuf::from("/run/config.pipe"));
+        assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd"));
+        let s = Settings::check(Inputs::merge(files, Default::default()), true).unwrap();
+        assert_eq!(s.program, PathBuf::from("/from/config"));
+        assert_eq!(s.timeout, None);
+        assert_eq!(s.hash, Hash::Sha256);
+    }
+
+    #[test]
+    fn overrides_name_the_file_and_win_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("u.toml");
+        std::fs::write(&main, "run = \"/from/file\"\nkeep_env = true\n").unwrap();
+        std::fs::create_dir(dir.path().join("u.d")).unwrap();
+        std::fs::write(dir.path().join("u.d/10.toml"), "capture_output = true\n").unwrap();
+        let inputs = Inputs::read(Overrides {
+            config: Some(main.clone()),
+            options: UploadscriptConfig {
+                daemonize: Some(true),
+                ..run_true()
+            },
+        })
+        .unwrap();
+        assert_eq!(inputs.run, Some("/bin/true".into()));
+        assert!(inputs.keep_env && inputs.capture_output && inputs.daemonize);
+        let missing = dir.path().join("missing.toml");
+        let e = Settings::resolve(Overrides {
+            config: Some(missing.clone()),
+            options: run_true(),
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::Config(ConfigError::NotFound { path }) if *path == missing),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn users_and_groups_by_name_or_number() {
+        let as_user = |uid: &str, gid: Option<&str>| {
+            check(
+                UploadscriptConfig {
+                    uid: Some(uid.parse().unwrap()),
+                    gid: gid.map(|g| g.parse().unwrap()),
+                    ..run_true()
+                },
+                true,
+            )
+        };
+        let s = as_user("nobody", None).unwrap();
+        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+        assert_eq!(
+            (s.uid, s.gid),
+            (Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
+        );
+        // A number alone keeps C's meaning: the group is not implied.
+        let s = as_user("65534", None).unwrap();
+        assert_eq!((s.uid, s.gid), (Some(65534), None));
+        let s = as_user("0", Some("root")).unwrap();
+        assert_eq!(s.gid, Some(0));
+        let e = as_user("no-such-user-x", None).unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::UnknownUser(n) if n == "no-such-user-x"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "unknown user: no-such-user-x");
+        let e = as_user("0", Some("no-such-group-x")).unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::UnknownGroup(n) if n == "no-such-group-x"),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "unknown group: no-such-group-x");
+    }
+
+    #[test]
+    fn a_program_is_required_and_absolute() {
+        let e = check(Default::default(), true).unwrap_err();
+        assert!(matches!(e, SettingsError::NoProgram), "{e:?}");
+        assert!(e.to_string().starts_with("no program to run"), "{e}");
+        let e = check(
+            UploadscriptConfig {
+                run: Some("hook.sh".into()),
+                ..Default::default()
+            },
+            true,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, SettingsError::Program(ProgramError::NotAbsolute(p)) if p.as_os_str() == "hook.sh"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn relative_paths_become_absolute_before_chdir() {
+        let s = check(
+            UploadscriptConfig {
+                pipe: Some("rel.pipe".into()),
+                pidfile: Some("rel.pid".into()),
+                ..run_true()
+            },
+            true,
+        )
+        .unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(s.pipe, cwd.join("rel.pipe"));
+        assert_eq!(s.pidfile, Some(cwd.join("rel.pid")));
     }
 }

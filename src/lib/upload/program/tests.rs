@@ -31,7 +31,7 @@ impl Fixture {
             timeout: Some(Duration::from_secs(30)),
             keep_env: false,
             capture_output: false,
-            hash: None,
+            hash: Hash::None,
         };
         tweak(&mut config);
         Hook::new(config).unwrap()
@@ -356,7 +356,7 @@ fn sha256_is_computed_without_moving_the_offset() {
     let out = fx.path("out");
     let program = fx.script("cat", &format!("cat <&3 > {}", out.display()));
     let file = fx.file("f", b"abc");
-    let hook = fx.hook(&program, |c| c.hash = Some(HashAlgorithm::Sha256));
+    let hook = fx.hook(&program, |c| c.hash = Hash::Sha256);
     let report = run(&hook, b"u", &file);
     assert_eq!(
         report.sha256.as_deref(),
