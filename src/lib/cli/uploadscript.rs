@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::upload::limits::{Isolation, Profile};
 use crate::upload::settings::{Hash, Id, Timeout};
 
 /// Exit status: stopped by `SIGTERM`, `SIGINT` or `SIGHUP`; also `-h`, and
@@ -39,7 +40,16 @@ Configuration: /etc/pure-uploadscript.toml if it exists, then
 first and must exist; FILE's .d directory, if any, replaces the second.
 Keys: run, uid, gid, pipe, pidfile, daemonize, timeout, hash, keep_env,
 capture_output, vhost_dir (where IP:/path names are mapped, default
-/etc/pure-ftpd/pure-ftpd). Options given here win.
+/etc/pure-ftpd/pure-ftpd), isolation, profile, memory_max, cpu_quota,
+tasks_max (see below). Options given here win.
+
+Under systemd, when pure-uploadscript-run.socket listens, each run is a
+unit of its own (isolation = \"unit\"): pure-uploadscript-run@.service
+takes the program, uid, gid, timeout, hash, keep_env, capture_output and
+the limits memory_max, cpu_quota, tasks_max from the configuration files
+(not from this command line: -r, -u, -g, --timeout, --hash, --keep-env or
+--capture-output given here mean isolation = \"process\"); profile =
+\"strict\" runs it read-only, without network or capabilities.
 
 Under systemd (NOTIFY_SOCKET set, or INVOCATION_ID with systemd as the
 parent) the daemon stays in the
@@ -121,6 +131,16 @@ pub struct Args {
     /// Log a checksum of each file [default: none]
     #[arg(long, value_name = "ALGORITHM")]
     pub hash: Option<Hash>,
+
+    /// Run the program in a unit of its own per upload, or as a child
+    /// process [default: unit under systemd when pure-uploadscript-run.socket
+    /// listens, process otherwise]
+    #[arg(long, value_name = "WHERE")]
+    pub isolation: Option<Isolation>,
+
+    /// Serve one run for pure-uploadscript-run@.service (internal)
+    #[arg(long, value_name = "PROFILE", hide = true)]
+    pub run_instance: Option<Profile>,
 }
 
 #[cfg(test)]
@@ -188,6 +208,7 @@ mod tests {
             "--keep-env",
             "--capture-output",
             "--hash",
+            "--isolation",
         ] {
             assert!(help.contains(opt), "{opt} missing");
         }

@@ -25,9 +25,13 @@ use crate::cli::uploadscript::{Args, EXIT_IDENTITY, EXIT_PIPE, EXIT_RUNTIME, EXI
 use crate::os::config::ConfigError;
 use crate::os::systemd;
 use crate::upload::audit::{self, Counts};
+use crate::upload::debian;
+use crate::upload::limits::{Isolation, Profile};
+use crate::upload::lock::{self, LockError};
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
 use crate::upload::pipe::{Event, Parser, DEFAULT_VHOST_DIR};
 use crate::upload::program::{self, HashAlgorithm, Hook, HookConfig, ProgramError};
+use crate::upload::runner;
 use crate::upload::settings::{Hash, Id, UploadscriptConfig, DEFAULT_PATH as CONFIG_PATH};
 
 /// The C tool's pid file, written by default outside systemd.
@@ -61,6 +65,10 @@ pub struct Settings {
     pub capture_output: bool,
     /// Where `IP:/path` names are mapped.
     pub vhost_dir: PathBuf,
+    /// Where the program runs.
+    pub isolation: Isolation,
+    /// The sandbox profile of runs in units.
+    pub profile: Profile,
 }
 
 /// Why the daemon did not start or stopped with an error.
@@ -78,6 +86,9 @@ pub enum DaemonError {
     /// The upload pipe cannot be used.
     #[error(transparent)]
     Pipe(#[from] FifoError),
+    /// The upload pipe has another reader.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The uid/gid switch or the pid file failed.
     #[error("{0}")]
     Identity(String),
@@ -91,7 +102,7 @@ impl DaemonError {
     pub fn exit_code(&self) -> u8 {
         match self {
             DaemonError::Usage(_) | DaemonError::Config(_) | DaemonError::Program(_) => EXIT_USAGE,
-            DaemonError::Pipe(_) => EXIT_PIPE,
+            DaemonError::Pipe(_) | DaemonError::Lock(_) => EXIT_PIPE,
             DaemonError::Identity(_) => EXIT_IDENTITY,
             DaemonError::Runtime(_) => EXIT_RUNTIME,
         }
@@ -133,7 +144,10 @@ impl Settings {
     /// exist, or `/etc/pure-uploadscript.toml`, which may be absent, plus
     /// its `.d` drop-ins).
     pub fn resolve(args: Args) -> Result<Settings, DaemonError> {
-        let file = UploadscriptConfig::load(args.config.as_deref())?;
+        let mut file = UploadscriptConfig::load(args.config.as_deref())?;
+        if args.config.is_none() && args.run.is_none() {
+            debian::apply(&mut file, Path::new(debian::DEFAULTS_FILE));
+        }
         Self::merge(args, file)
     }
 
@@ -149,6 +163,14 @@ impl Settings {
         file: UploadscriptConfig,
         under_systemd: bool,
     ) -> Result<Settings, DaemonError> {
+        let command_line_sets_the_run = args.run.is_some()
+            || args.uid.is_some()
+            || args.gid.is_some()
+            || args.timeout.is_some()
+            || args.hash.is_some()
+            || args.keep_env
+            || args.capture_output;
+        let isolation_asked = args.isolation.or(file.isolation);
         let program = args.run.or(file.run).ok_or_else(|| {
             DaemonError::Usage(format!(
                 "no program to run: give -r PROGRAM, or set run in {CONFIG_PATH}"
@@ -184,6 +206,14 @@ impl Settings {
             Some(t) => t.0,
             None => Some(program::DEFAULT_TIMEOUT),
         };
+        let profile = file.profile.unwrap_or_default();
+        let isolation = runner::isolation(
+            isolation_asked,
+            command_line_sets_the_run,
+            profile,
+            under_systemd,
+        )
+        .map_err(DaemonError::Usage)?;
         let hash = match args.hash.or(file.hash) {
             Some(Hash::Sha256) => Some(HashAlgorithm::Sha256),
             Some(Hash::None) | None => None,
@@ -201,6 +231,8 @@ impl Settings {
             keep_env: args.keep_env || file.keep_env.unwrap_or(false),
             capture_output: args.capture_output || file.capture_output.unwrap_or(false),
             vhost_dir: file.vhost_dir.unwrap_or_else(|| DEFAULT_VHOST_DIR.into()),
+            isolation,
+            profile,
         })
     }
 
@@ -456,6 +488,9 @@ impl program::Watch for Supervisor {
         self.read_signals();
         self.ping();
     }
+    fn stopping(&self) -> bool {
+        self.stop.is_some()
+    }
 }
 
 /// Runs the daemon until a stop signal (`Ok`) or a fatal error.
@@ -463,10 +498,24 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     ensure_stdio();
     program::close_inherited_on_exec()
         .map_err(|e| DaemonError::Runtime(format!("cannot mark descriptors close-on-exec: {e}")))?;
-    let identity = settings.target_identity();
-    match identity {
-        Some((uid, gid)) => program::check_program(&settings.program, uid, gid)?,
-        None => program::check_program_as_self(&settings.program)?,
+    // In a unit, the run's identity is the unit's business: the reader
+    // keeps its own.
+    let identity = match settings.isolation {
+        Isolation::Process => settings.target_identity(),
+        Isolation::Unit => None,
+    };
+    match (settings.isolation, identity) {
+        (Isolation::Unit, _) => {}
+        (_, Some((uid, gid))) => program::check_program(&settings.program, uid, gid)?,
+        (_, None) => program::check_program_as_self(&settings.program)?,
+    }
+    if settings.daemonize && debian::systemd_reads(&settings.pipe) {
+        tracing::info!(
+            PIPE = %settings.pipe.display(),
+            "{} is read by pure-uploadscript.service under systemd: not starting a second reader",
+            settings.pipe.display()
+        );
+        return Ok(());
     }
     let signals = stop_signals()
         .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
@@ -509,6 +558,18 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
             daemonize()?;
         }
     }
+    // One reader per pipe.
+    let _lock = match lock::lock(Path::new(lock::LOCK_DIR), fifo_fd.as_fd(), &settings.pipe) {
+        Ok(lock) => Some(lock),
+        Err(e @ LockError::Held { .. }) => {
+            tracing::error!(PIPE = %settings.pipe.display(), "{e}");
+            return Err(e.into());
+        }
+        Err(e) => {
+            tracing::warn!("{e}; going on without it");
+            None
+        }
+    };
     if let Some(pidfile) = &settings.pidfile {
         if let Err(e) = write_pidfile(pidfile) {
             let message = format!("cannot write the pid file {}: {e}", pidfile.display());
@@ -538,15 +599,26 @@ fn serve(
         switch_identity(uid, gid)?;
     }
     let program = &settings.program;
-    program::check_program_as_self(program)?;
-    let hook = Hook::new(HookConfig {
-        program: program.clone(),
-        timeout: settings.timeout,
-        keep_env: settings.keep_env,
-        capture_output: settings.capture_output,
-        hash: settings.hash,
-    })
-    .map_err(|e| DaemonError::Runtime(format!("cannot prepare to run programs: {e}")))?;
+    let hook: Box<dyn program::Runner> = match settings.isolation {
+        Isolation::Unit => Box::new(runner::client::UnitClient::new(
+            Path::new(settings.profile.socket()),
+            &settings.vhost_dir,
+        )),
+        Isolation::Process => {
+            program::check_program_as_self(program)?;
+            Box::new(
+                Hook::new(HookConfig {
+                    program: program.clone(),
+                    timeout: settings.timeout,
+                    keep_env: settings.keep_env,
+                    capture_output: settings.capture_output,
+                    hash: settings.hash,
+                })
+                .map_err(|e| DaemonError::Runtime(format!("cannot prepare to run programs: {e}")))?
+                .with_vhost_dir(&settings.vhost_dir),
+            )
+        }
+    };
     let parser = Parser::with_vhost_dir(settings.vhost_dir.as_os_str().as_bytes());
     let mut reader = Reader::new(fifo_fd, parser)
         .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
@@ -560,10 +632,12 @@ fn serve(
     tracing::info!(
         PIPE = %settings.pipe.display(),
         PIPE_ORIGIN = origin.as_str(),
-        "waiting for uploads on {} ({}); running {}",
+        ISOLATION = settings.isolation.as_str(),
+        "waiting for uploads on {} ({}); running {} {}",
         settings.pipe.display(),
         origin.describe(),
-        program.display()
+        program.display(),
+        settings.isolation.describe(settings.profile)
     );
     systemd::notify_ready(&format!("waiting for uploads; {}", counts.status_line()));
     sup.ping();
@@ -611,6 +685,8 @@ fn serve(
             Event::Record(record) => {
                 let outcome = match hook.run(&record.user, &record.file, &mut sup) {
                     Ok(report) => audit::ran(&record, program, &report, settings.timeout),
+                    // Stopped while hashing: the record stays in the pipe.
+                    Err(program::Skip::Interrupted) => break,
                     Err(skip) => audit::skipped_file(&record, &skip),
                 };
                 Some((outcome, Some(record.file)))

@@ -7,6 +7,10 @@
 
 pub mod audit;
 pub mod daemon;
+pub mod debian;
+pub mod limits;
+pub mod lock;
 pub mod pipe;
 pub mod program;
+pub mod runner;
 pub mod settings;

@@ -21,6 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::os::config::{ConfigError, Fragment};
+use crate::upload::limits::{CpuQuota, Isolation, MemoryMax, Profile, TasksMax};
 
 /// The main configuration file.
 pub const DEFAULT_PATH: &str = "/etc/pure-uploadscript.toml";
@@ -58,6 +59,23 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "log the program's output (--capture-output)",
     ),
     ("vhost_dir", "path", "where IP:/path names are mapped"),
+    (
+        "isolation",
+        "\"unit\" | \"process\"",
+        "each run in a systemd unit of its own, or a child process (--isolation)",
+    ),
+    (
+        "profile",
+        "\"default\" | \"strict\"",
+        "sandbox of a run's unit",
+    ),
+    ("memory_max", "bytes", "memory limit of a run's unit"),
+    ("cpu_quota", "percent", "CPU limit of a run's unit"),
+    (
+        "tasks_max",
+        "number",
+        "process and thread limit of a run's unit",
+    ),
 ];
 
 /// A user or group given by name or by number.
@@ -113,6 +131,20 @@ impl fmt::Display for Id {
     }
 }
 
+/// The longest `timeout` accepted (ten years): longer ones cannot be
+/// added to the clock on every machine.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+fn bounded(d: Duration, s: &dyn fmt::Display) -> Result<Timeout, String> {
+    if d > MAX_TIMEOUT {
+        return Err(format!(
+            "{s}: too long (at most {} seconds, ten years; 0 for no limit)",
+            MAX_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(Timeout((!d.is_zero()).then_some(d)))
+}
+
 /// A limit on one run: a duration, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(pub Option<Duration>);
@@ -142,7 +174,7 @@ impl FromStr for Timeout {
         let ms = n
             .checked_mul(ms)
             .ok_or_else(|| format!("{s:?}: too long"))?;
-        Ok(Timeout((ms > 0).then(|| Duration::from_millis(ms))))
+        bounded(Duration::from_millis(ms), &format_args!("{s:?}"))
     }
 }
 
@@ -155,7 +187,9 @@ impl<'de> Deserialize<'de> for Timeout {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Seconds(n) => Ok(Timeout((n > 0).then(|| Duration::from_secs(n)))),
+            Raw::Seconds(n) => {
+                bounded(Duration::from_secs(n), &n).map_err(serde::de::Error::custom)
+            }
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -209,6 +243,16 @@ pub struct UploadscriptConfig {
     pub capture_output: Option<bool>,
     /// `vhost_dir`: directory under which `IP:/path` names are mapped.
     pub vhost_dir: Option<PathBuf>,
+    /// `isolation`: `"unit"` or `"process"`.
+    pub isolation: Option<Isolation>,
+    /// `profile`: sandbox of a run's unit, `"default"` or `"strict"`.
+    pub profile: Option<Profile>,
+    /// `memory_max`: memory limit of a run's unit.
+    pub memory_max: Option<MemoryMax>,
+    /// `cpu_quota`: CPU limit of a run's unit.
+    pub cpu_quota: Option<CpuQuota>,
+    /// `tasks_max`: task limit of a run's unit.
+    pub tasks_max: Option<TasksMax>,
 }
 
 impl UploadscriptConfig {
@@ -239,7 +283,12 @@ impl Fragment for UploadscriptConfig {
             hash,
             keep_env,
             capture_output,
-            vhost_dir
+            vhost_dir,
+            isolation,
+            profile,
+            memory_max,
+            cpu_quota,
+            tasks_max
         );
     }
 }
@@ -263,6 +312,11 @@ mod tests {
             keep_env = true
             capture_output = true
             vhost_dir = "/etc/pure-ftpd"
+            isolation = "unit"
+            profile = "strict"
+            memory_max = "256M"
+            cpu_quota = "50%"
+            tasks_max = 64
         "#;
         let c: UploadscriptConfig = config::parse("t.toml".as_ref(), text).unwrap();
         assert_eq!(c.run, Some("/usr/local/bin/hook".into()));
@@ -274,7 +328,7 @@ mod tests {
             (c.daemonize, c.keep_env, c.capture_output),
             (Some(true), Some(true), Some(true))
         );
-        assert_eq!(KEYS.len(), 11);
+        assert_eq!(KEYS.len(), 16);
         for (key, _, _) in KEYS {
             assert!(text.contains(&format!("{key} =")), "{key} not tested");
         }
@@ -289,6 +343,10 @@ mod tests {
             "uid = -3",
             "keep_env = \"yes\"",
             "runn = \"/x\"",
+            "timeout = 9223372036854775807",
+            "timeout = \"9223372036854775807s\"",
+            "isolation = \"vm\"",
+            "memory_max = \"lots\"",
         ];
         for text in bad {
             let r = config::parse::<UploadscriptConfig>("t.toml".as_ref(), text);
