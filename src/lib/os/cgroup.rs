@@ -84,6 +84,16 @@ impl Cgroup {
             .into())
     }
 
+    /// Its directory, open (`O_PATH`), for `clone3(CLONE_INTO_CGROUP)`.
+    pub fn dir_fd(&self) -> io::Result<OwnedFd> {
+        use std::os::unix::fs::OpenOptionsExt;
+        Ok(fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.dir)?
+            .into())
+    }
+
     /// The controllers that may be enabled for its children.
     pub fn controllers(&self) -> Vec<String> {
         self.read("cgroup.controllers")

@@ -21,11 +21,34 @@ pub struct Spec<'a> {
     pub fd3: Option<BorrowedFd<'a>>,
     /// A cgroup's `cgroup.procs`, open for writing: the child joins it.
     pub cgroup_procs: Option<BorrowedFd<'a>>,
+    /// The same cgroup's directory: the child is created in it
+    /// (`clone3(CLONE_INTO_CGROUP)`, which spares a migration), falling
+    /// back to joining it through `cgroup_procs` where `clone3` is refused.
+    pub cgroup_dir: Option<BorrowedFd<'a>>,
     /// The uid and gid to switch to (`setgroups([gid])`, `setgid`, `setuid`).
     pub identity: Option<(u32, u32)>,
     /// Empty the capability bounding set before switching identity.
     pub drop_capabilities: bool,
 }
+
+/// `clone3(2)`'s arguments, up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Debug, Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// The step of the child that failed.
 const STEPS: [&str; 7] = [
@@ -60,10 +83,34 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
     let stdio: Vec<RawFd> = spec.stdio.iter().map(|f| f.as_raw_fd()).collect();
     let fd3 = spec.fd3.map(|f| f.as_raw_fd());
     let procs = spec.cgroup_procs.map(|f| f.as_raw_fd());
-    // SAFETY: the caller is single-threaded; between fork and execve the
-    // child only makes async-signal-safe system calls on data prepared
-    // before the fork, then execs or _exits.
-    let pid = unsafe { libc::fork() };
+    let mut procs = procs;
+    let mut pid = -1;
+    if let Some(dir) = spec.cgroup_dir {
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3 without CLONE_VM and without a stack behaves as
+        // fork(2); the same rules as below apply to the child.
+        pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        } as libc::pid_t;
+        if pid >= 0 {
+            procs = None;
+        }
+    }
+    if pid < 0 {
+        // SAFETY: the caller is single-threaded; between fork and execve
+        // the child only makes async-signal-safe system calls on data
+        // prepared before the fork, then execs or _exits.
+        pid = unsafe { libc::fork() };
+    }
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -180,6 +227,7 @@ mod tests {
             stdio: [null, null, null],
             fd3: None,
             cgroup_procs: None,
+            cgroup_dir: None,
             identity: None,
             drop_capabilities: false,
         };

@@ -300,11 +300,29 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
             kernel_tasks: false,
         };
     };
-    let program = match own
-        .child("supervisor")
-        .and_then(|s| s.enter())
-        .and_then(|()| own.child("program"))
-    {
+    let mut wanted = Vec::new();
+    if settings.memory_max.is_some() {
+        wanted.push("memory");
+    }
+    if settings.tasks_max.is_some() {
+        wanted.push("pids");
+    }
+    if settings.cpu_quota.is_some() {
+        wanted.push("cpu");
+    }
+    let available = own.controllers();
+    wanted.retain(|c| available.iter().any(|a| a == c));
+    // Controllers can be enabled for children only once the unit's own
+    // cgroup holds no process: then the instance moves to "supervisor".
+    // Without any (cgroup v1 or hybrid), it stays: a migration costs.
+    let made = if wanted.is_empty() {
+        own.child("program")
+    } else {
+        own.child("supervisor")
+            .and_then(|s| s.enter())
+            .and_then(|()| own.child("program"))
+    };
+    let program = match made {
         Ok(p) => p,
         Err(e) => {
             notes.push(format!(
@@ -318,16 +336,6 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
             };
         }
     };
-    let mut wanted = Vec::new();
-    if settings.memory_max.is_some() {
-        wanted.push("memory");
-    }
-    if settings.tasks_max.is_some() {
-        wanted.push("pids");
-    }
-    if settings.cpu_quota.is_some() {
-        wanted.push("cpu");
-    }
     let enabled = own.enable(&wanted);
     let on = |c: &str| enabled.iter().any(|e| e == c);
     let mut kernel_memory = false;
@@ -479,6 +487,10 @@ fn spawn_and_wait(
         Some(g) => Some(program::move_high(g.procs_file()?)?),
         None => None,
     };
+    let cgroup_dir = match &place.program {
+        Some(g) => g.dir_fd().ok(),
+        None => None,
+    };
     let identity = if nix::unistd::geteuid().is_root() {
         Some(settings.identity)
     } else {
@@ -491,6 +503,7 @@ fn spawn_and_wait(
         stdio: [devnull.as_fd(), out_w.as_fd(), err_w.as_fd()],
         fd3: file.map(|f| f.as_fd()),
         cgroup_procs: procs.as_ref().map(|f| f.as_fd()),
+        cgroup_dir: cgroup_dir.as_ref().map(|f| f.as_fd()),
         identity,
         drop_capabilities: profile == Profile::Strict,
     };
