@@ -8,9 +8,13 @@
 //! Nothing here knows about FTP. System calls that need `unsafe` go here,
 //! each with the reason it is sound.
 
+pub mod cgroup;
 pub mod config;
 pub mod fd;
 pub mod fs;
 pub mod journal;
+pub mod passfd;
 pub mod process;
+pub mod resolve;
+pub mod spawn;
 pub mod systemd;
