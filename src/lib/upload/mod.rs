@@ -19,5 +19,6 @@ pub mod limits;
 pub mod lock;
 pub mod pipe;
 pub mod program;
+pub mod queue;
 pub mod runner;
 pub mod settings;

@@ -1,0 +1,434 @@
+//! The queue in memory: every record not done yet, rebuilt from the
+//! file's entries, and the choice of what runs next.
+//!
+//! A record is pending (possibly not before a retry time), running, or
+//! failed (its retries exhausted; kept until retried or dropped). What
+//! runs next ([`Queue::next_runnable`]) is the oldest pending record that
+//! is due, whose file has no run going on and no older record still to
+//! run: runs for one file keep the upload order, and never overlap.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::upload::queue::format::Entry;
+
+/// Where a record stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    /// Waiting to run, not before `due_us` (0: at once).
+    Pending {
+        /// When it may run, in microseconds since the epoch.
+        due_us: u64,
+    },
+    /// A run is going on.
+    Running,
+    /// Its retries are exhausted; kept until retried or dropped.
+    Failed,
+}
+
+impl ItemState {
+    /// The name shown by `queue list`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Pending { .. } => "pending",
+            ItemState::Running => "running",
+            ItemState::Failed => "failed",
+        }
+    }
+}
+
+/// One record in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Its number.
+    pub id: u64,
+    /// When it was queued, in microseconds since the epoch.
+    pub queued_us: u64,
+    /// The virtual user.
+    pub user: Vec<u8>,
+    /// The name pure-ftpd wrote.
+    pub path: Vec<u8>,
+    /// The file to process.
+    pub file: Vec<u8>,
+    /// Runs started so far (an interrupted one included).
+    pub attempts: u32,
+    /// Runs that failed so far.
+    pub failures: u32,
+    /// Where it stands.
+    pub state: ItemState,
+}
+
+/// Why an administrator's request does not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    /// No such record in the queue.
+    #[error("no record {0} in the queue")]
+    NoSuchRecord(u64),
+    /// Only failed records can be retried.
+    #[error("record {0} is not failed: it runs when its turn comes")]
+    NotFailed(u64),
+}
+
+/// The records not done yet, by number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Queue {
+    items: BTreeMap<u64, Item>,
+    next_id: u64,
+}
+
+impl Queue {
+    /// Rebuilds the queue from a file's entries. Runs that were going on
+    /// when the file was last written were interrupted: those records are
+    /// pending again.
+    pub fn replay(entries: &[Entry]) -> Queue {
+        let mut q = Queue {
+            next_id: 1,
+            ..Queue::default()
+        };
+        for entry in entries {
+            q.apply(entry);
+        }
+        for item in q.items.values_mut() {
+            if item.state == ItemState::Running {
+                item.state = ItemState::Pending { due_us: 0 };
+            }
+        }
+        q
+    }
+
+    /// Applies one entry (entries about unknown records change nothing).
+    pub fn apply(&mut self, entry: &Entry) {
+        self.next_id = self.next_id.max(entry.id().saturating_add(1));
+        if let Entry::Queued {
+            id,
+            at_us,
+            user,
+            path,
+            file,
+        } = entry
+        {
+            self.items.entry(*id).or_insert_with(|| Item {
+                id: *id,
+                queued_us: *at_us,
+                user: user.clone(),
+                path: path.clone(),
+                file: file.clone(),
+                attempts: 0,
+                failures: 0,
+                state: ItemState::Pending { due_us: 0 },
+            });
+            return;
+        }
+        let Some(item) = self.items.get_mut(&entry.id()) else {
+            return;
+        };
+        match *entry {
+            Entry::Queued { .. } => {}
+            Entry::Started { attempt, .. } => {
+                item.attempts = item.attempts.max(attempt);
+                item.state = ItemState::Running;
+            }
+            Entry::RetryAt {
+                attempt, due_us, ..
+            } => {
+                item.failures = item.failures.saturating_add(1);
+                item.attempts = item.attempts.max(attempt);
+                item.state = ItemState::Pending { due_us };
+            }
+            Entry::Failed { attempt, .. } => {
+                item.failures = item.failures.saturating_add(1);
+                item.attempts = item.attempts.max(attempt);
+                item.state = ItemState::Failed;
+            }
+            Entry::Requeued { .. } => {
+                if item.state == ItemState::Failed {
+                    item.failures = 0;
+                    item.state = ItemState::Pending { due_us: 0 };
+                }
+            }
+            Entry::Finished { id } | Entry::Dropped { id } => {
+                self.items.remove(&id);
+            }
+        }
+    }
+
+    /// The number the next queued record gets.
+    pub fn next_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// Every record, oldest first.
+    pub fn items(&self) -> impl Iterator<Item = &Item> {
+        self.items.values()
+    }
+
+    /// One record.
+    pub fn get(&self, id: u64) -> Option<&Item> {
+        self.items.get(&id)
+    }
+
+    /// Records pending or running (not failed).
+    pub fn depth(&self) -> usize {
+        self.items
+            .values()
+            .filter(|i| i.state != ItemState::Failed)
+            .count()
+    }
+
+    /// Records running.
+    pub fn running(&self) -> usize {
+        self.items
+            .values()
+            .filter(|i| i.state == ItemState::Running)
+            .count()
+    }
+
+    /// Records failed.
+    pub fn failed(&self) -> usize {
+        self.items
+            .values()
+            .filter(|i| i.state == ItemState::Failed)
+            .count()
+    }
+
+    /// When the oldest record not failed was queued.
+    pub fn oldest_us(&self) -> Option<u64> {
+        self.items
+            .values()
+            .find(|i| i.state != ItemState::Failed)
+            .map(|i| i.queued_us)
+    }
+
+    /// The earliest retry time still ahead of `now_us`, to wake up for.
+    pub fn next_due_us(&self, now_us: u64) -> Option<u64> {
+        self.items
+            .values()
+            .filter_map(|i| match i.state {
+                ItemState::Pending { due_us } if due_us > now_us => Some(due_us),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// The records that may start now, oldest first, at most `free`: due,
+    /// and with no run going on nor an older record still to run for the
+    /// same file.
+    pub fn next_runnable(&self, now_us: u64, free: usize) -> Vec<u64> {
+        let mut out = Vec::new();
+        if free == 0 {
+            return out;
+        }
+        // Files with a run going on, or an older record still to run.
+        let mut held: HashMap<&[u8], ()> = HashMap::new();
+        for item in self.items.values() {
+            match item.state {
+                ItemState::Failed => continue,
+                ItemState::Running => {}
+                ItemState::Pending { due_us } => {
+                    if due_us <= now_us && !held.contains_key(item.file.as_slice()) {
+                        out.push(item.id);
+                        if out.len() == free {
+                            return out;
+                        }
+                    }
+                }
+            }
+            held.insert(item.file.as_slice(), ());
+        }
+        out
+    }
+
+    /// Checks an administrator's retry request.
+    pub fn check_retry(&self, id: u64) -> Result<(), RequestError> {
+        match self.items.get(&id) {
+            None => Err(RequestError::NoSuchRecord(id)),
+            Some(i) if i.state != ItemState::Failed => Err(RequestError::NotFailed(id)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// Checks an administrator's drop request.
+    pub fn check_drop(&self, id: u64) -> Result<(), RequestError> {
+        match self.items.get(&id) {
+            None => Err(RequestError::NoSuchRecord(id)),
+            Some(_) => Ok(()),
+        }
+    }
+
+    /// The entries that describe this queue from scratch (for a rewritten
+    /// file): each record, and where it stands.
+    pub fn snapshot(&self) -> Vec<Entry> {
+        let mut out = Vec::with_capacity(self.items.len() * 2);
+        for i in self.items.values() {
+            out.push(Entry::Queued {
+                id: i.id,
+                at_us: i.queued_us,
+                user: i.user.clone(),
+                path: i.path.clone(),
+                file: i.file.clone(),
+            });
+            // Each failure, the last one with the record's state; runs
+            // without failures as started (pending again when replayed).
+            for n in 1..=i.failures {
+                let last = n == i.failures;
+                out.push(match i.state {
+                    ItemState::Failed if last => Entry::Failed {
+                        id: i.id,
+                        attempt: i.attempts,
+                    },
+                    ItemState::Pending { due_us } if last => Entry::RetryAt {
+                        id: i.id,
+                        attempt: i.attempts,
+                        due_us,
+                    },
+                    _ => Entry::RetryAt {
+                        id: i.id,
+                        attempt: if last { i.attempts } else { n },
+                        due_us: 0,
+                    },
+                });
+            }
+            if i.failures == 0 && i.attempts > 0 {
+                out.push(Entry::Started {
+                    id: i.id,
+                    attempt: i.attempts,
+                    at_us: 0,
+                });
+            }
+        }
+        // Keeps the numbering going past records already gone.
+        let last = self.next_id.saturating_sub(1);
+        if last > 0 && !self.items.contains_key(&last) {
+            out.push(Entry::Finished { id: last });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queued(id: u64, file: &str) -> Entry {
+        Entry::Queued {
+            id,
+            at_us: id * 10,
+            user: b"u".to_vec(),
+            path: file.as_bytes().to_vec(),
+            file: file.as_bytes().to_vec(),
+        }
+    }
+
+    fn started(id: u64, attempt: u32) -> Entry {
+        Entry::Started {
+            id,
+            attempt,
+            at_us: 0,
+        }
+    }
+
+    #[test]
+    fn one_job_runs_in_upload_order() {
+        let mut q = Queue::replay(&[queued(1, "/a"), queued(2, "/b"), queued(3, "/a")]);
+        assert_eq!(q.next_runnable(0, 1), [1]);
+        q.apply(&started(1, 1));
+        assert_eq!(q.next_runnable(0, 0), Vec::<u64>::new());
+        q.apply(&Entry::Finished { id: 1 });
+        assert_eq!(q.next_runnable(0, 1), [2]);
+        assert_eq!(q.next_id(), 4);
+    }
+
+    #[test]
+    fn one_file_never_runs_twice_at_once_nor_out_of_order() {
+        let mut q = Queue::replay(&[
+            queued(1, "/a"),
+            queued(2, "/a"),
+            queued(3, "/b"),
+            queued(4, "/c"),
+        ]);
+        assert_eq!(q.next_runnable(0, 4), [1, 3, 4]);
+        q.apply(&started(1, 1));
+        q.apply(&started(3, 1));
+        assert_eq!(q.next_runnable(0, 4), [4]);
+        // A failed run waiting for its retry still holds the file.
+        q.apply(&Entry::RetryAt {
+            id: 1,
+            attempt: 1,
+            due_us: 100,
+        });
+        assert_eq!(q.next_runnable(50, 4), [4]);
+        assert_eq!(q.next_due_us(50), Some(100));
+        assert_eq!(q.next_runnable(100, 4), [1, 4]);
+        // Once failed for good, the next upload of the file may run.
+        q.apply(&Entry::Failed { id: 1, attempt: 2 });
+        assert_eq!(q.next_runnable(100, 4), [2, 4]);
+        assert_eq!((q.depth(), q.running(), q.failed()), (3, 1, 1));
+    }
+
+    #[test]
+    fn interrupted_runs_are_pending_again_after_a_restart() {
+        let q = Queue::replay(&[queued(1, "/a"), started(1, 1), queued(2, "/b")]);
+        assert_eq!(q.get(1).unwrap().state, ItemState::Pending { due_us: 0 });
+        assert_eq!(q.get(1).unwrap().attempts, 1);
+        assert_eq!(q.next_runnable(0, 2), [1, 2]);
+        assert_eq!(q.oldest_us(), Some(10));
+    }
+
+    #[test]
+    fn requests_are_checked_and_applied() {
+        let mut q = Queue::replay(&[
+            queued(1, "/a"),
+            started(1, 1),
+            Entry::Failed { id: 1, attempt: 1 },
+            queued(2, "/b"),
+        ]);
+        assert_eq!(q.check_retry(1), Ok(()));
+        assert_eq!(q.check_retry(2), Err(RequestError::NotFailed(2)));
+        assert_eq!(q.check_retry(9), Err(RequestError::NoSuchRecord(9)));
+        assert_eq!(q.check_drop(9), Err(RequestError::NoSuchRecord(9)));
+        q.apply(&Entry::Requeued { id: 1 });
+        assert_eq!(q.get(1).unwrap().state, ItemState::Pending { due_us: 0 });
+        assert_eq!(q.get(1).unwrap().failures, 0);
+        q.apply(&Entry::Dropped { id: 2 });
+        assert!(q.get(2).is_none());
+        // Entries about records no longer there change nothing.
+        q.apply(&Entry::Finished { id: 2 });
+        q.apply(&started(2, 1));
+        assert_eq!(q.items().count(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_rebuilds_the_same_queue() {
+        let mut q = Queue::replay(&[
+            queued(1, "/a"),
+            started(1, 1),
+            Entry::RetryAt {
+                id: 1,
+                attempt: 1,
+                due_us: 70,
+            },
+            started(1, 2),
+            Entry::RetryAt {
+                id: 1,
+                attempt: 2,
+                due_us: 90,
+            },
+            queued(2, "/b"),
+            started(2, 1),
+            Entry::Failed { id: 2, attempt: 1 },
+            queued(3, "/c"),
+            started(3, 1),
+            queued(4, "/d"),
+            queued(5, "/e"),
+            Entry::Finished { id: 5 },
+        ]);
+        // Rebuilt as a restarted daemon sees it.
+        let again = Queue::replay(&q.snapshot());
+        assert_eq!(again.items, q.items);
+        assert_eq!(again.get(1).unwrap().failures, 2);
+        // The next number survives too, when the newest record is gone.
+        q.apply(&Entry::Finished { id: 4 });
+        let again = Queue::replay(&q.snapshot());
+        assert_eq!(again.items, q.items);
+        assert_eq!(again.next_id(), 6);
+    }
+}
