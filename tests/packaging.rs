@@ -738,6 +738,13 @@ fn upload_reader_sample_configuration_shows_every_key() {
             i.keep_env,
             i.vhost_dir.clone(),
             i.daemonize,
+            (
+                i.state_dir.clone(),
+                i.jobs,
+                i.retries,
+                i.retry_delay,
+                i.retry_delay_max,
+            ),
         )
     };
     assert_eq!(fields(&inputs), fields(&defaults));

@@ -243,7 +243,16 @@ fn both_upload_reader_units_come_from_one_source() {
         values(&service(&template), "ExecStart"),
         ["/usr/sbin/pure-uploadscript --pipe %f"]
     );
-    // Apart from the pipe, the two units run the same way.
+    // Each instance has a queue of its own.
+    assert_eq!(
+        values(&service(&default), "StateDirectory"),
+        ["pure-uploadscript"]
+    );
+    assert_eq!(
+        values(&service(&template), "StateDirectory"),
+        ["pure-uploadscript/%i"]
+    );
+    // Apart from the pipe and the queue, the two units run the same way.
     let without = |unit: &str, keys: &[&str]| -> Vec<(String, String)> {
         service(unit)
             .into_iter()
@@ -251,8 +260,11 @@ fn both_upload_reader_units_come_from_one_source() {
             .collect()
     };
     assert_eq!(
-        without(&default, &["ExecStart", "ReadWritePaths"]),
-        without(&template, &["ExecStart", "ReadWritePaths"])
+        without(&default, &["ExecStart", "ReadWritePaths", "StateDirectory"]),
+        without(
+            &template,
+            &["ExecStart", "ReadWritePaths", "StateDirectory"]
+        )
     );
 }
 
@@ -438,7 +450,7 @@ fn generate_rejects_bad_arguments() {
 }
 
 /// The MESSAGE_IDs the daemons log with, and the subject of each.
-const CATALOG: [(&str, &str); 5] = [
+const CATALOG: [(&str, &str); 13] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60",
         "Upload processed: @UPLOAD_FILE@",
@@ -455,6 +467,38 @@ const CATALOG: [(&str, &str); 5] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70",
         "ftpwho query refused: permission denied",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80",
+        "Upload queued: @UPLOAD_FILE@",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81",
+        "Upload program started: @UPLOAD_FILE@",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a82",
+        "Upload record to be run again: @UPLOAD_FILE@",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a83",
+        "Upload record dropped from the queue: @UPLOAD_FILE@",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a84",
+        "Damaged upload queue file set aside",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a85",
+        "Upload queue cannot be written: uploads stay in the pipe",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a86",
+        "Upload queue can be written again",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a87",
+        "Upload queue resumed at start",
     ),
 ];
 

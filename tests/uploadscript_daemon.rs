@@ -164,6 +164,7 @@ impl Fixture {
             .env_remove("LISTEN_PID")
             .env_remove("LISTEN_FDNAMES")
             .env("NOTIFY_SOCKET", &self.notify_path)
+            .env("STATE_DIRECTORY", self.path("state"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.path("stderr")).unwrap());
@@ -571,7 +572,7 @@ fn a_timeout_kills_the_group_and_processing_continues() {
 }
 
 #[test]
-fn sigterm_lets_the_running_program_finish_and_leaves_the_queue() {
+fn sigterm_lets_the_running_program_finish_and_keeps_the_queue() {
     let fx = Fixture::new();
     let slow = fx.file("slow", b"x");
     let queued = fx.file("queued", b"y");
@@ -598,15 +599,35 @@ fn sigterm_lets_the_running_program_finish_and_leaves_the_queue() {
     assert_eq!(daemon.wait().code(), Some(0));
     drop(stopping);
     assert_eq!(fx.runs().0.len(), 1, "the queued record was processed");
-    // The queued record is still in the FIFO for the next instance.
+    // The queued record left the FIFO for the queue on disk.
     // SAFETY: fcntl on our descriptor.
     unsafe {
         let fl = libc::fcntl(keeper.as_raw_fd(), libc::F_GETFL);
         libc::fcntl(keeper.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
     }
     let mut left = vec![0u8; 4096];
-    let n = nix::unistd::read(keeper.as_raw_fd(), &mut left).unwrap();
-    assert_eq!(&left[..n], &record(b"u", &queued)[..]);
+    let e = nix::unistd::read(keeper.as_raw_fd(), &mut left).unwrap_err();
+    assert_eq!(e, nix::errno::Errno::EAGAIN);
+    let list = Command::new(BIN)
+        .args(["--config", fx.path("none.toml").to_str().unwrap()])
+        .args(["--state-dir", fx.path("state").to_str().unwrap()])
+        .args(["queue", "list", "--json"])
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let list = String::from_utf8(list.stdout).unwrap();
+    let rows: Vec<serde_json::Value> = list
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["state"], "pending");
+    assert_eq!(rows[0]["file"], String::from_utf8_lossy(&queued).as_ref());
+    // The next instance runs it.
+    let daemon = fx.start(&[]);
+    let runs = fx.wait_runs(&daemon, 2);
+    assert_eq!(runs[1].arg, queued);
+    daemon.stop();
 }
 
 #[test]
@@ -658,7 +679,7 @@ fn systemd_notifications_watchdog_and_descriptor_store() {
         let m = fx.message();
         let done = m
             .as_ref()
-            .is_some_and(|m| m.text.contains("STATUS=processed 1"));
+            .is_some_and(|m| m.text.contains("; processed 1,"));
         messages.extend(m);
         if done {
             break;
@@ -681,7 +702,8 @@ fn systemd_notifications_watchdog_and_descriptor_store() {
     let status = messages.last().unwrap();
     assert!(
         status.text.contains(&format!(
-            "STATUS=processed 1, rejected 0, failed 0 (timed out 0); last: {}",
+            "STATUS=queue 0, running 0, failed 0; \
+             processed 1, rejected 0, failed 0 (timed out 0); last: {}",
             String::from_utf8_lossy(&slow)
         )),
         "{}",
@@ -730,6 +752,7 @@ fn a_restarted_daemon_takes_the_fifo_back_and_loses_nothing_queued() {
         .env("LISTEN_FDS", "1")
         .env("LISTEN_FDNAMES", "upload-pipe")
         .env("NOTIFY_SOCKET", &fx.notify_path)
+        .env("STATE_DIRECTORY", fx.path("state"))
         .env_remove("INVOCATION_ID")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -782,8 +805,10 @@ fn a_non_root_daemon_creates_and_owns_its_fifo() {
     std::os::unix::fs::chown(&dir, Some(NOBODY), Some(NOBODY)).unwrap();
     let pipe = dir.join("upload.pipe");
     let file = fx.file("f", b"x");
-    // The checkout may sit in a 0700 home: nobody runs a copy.
+    // The checkout may sit in a 0700 home: nobody runs a copy. Its queue
+    // is in a directory it may create.
     let mut cmd = fx.command_of(&common::reachable(BIN), &["--pipe", pipe.to_str().unwrap()]);
+    cmd.env("STATE_DIRECTORY", dir.join("state"));
     cmd.uid(NOBODY).gid(NOBODY);
     let daemon = fx.spawn(cmd);
     let meta = std::fs::symlink_metadata(&pipe).unwrap();
@@ -838,6 +863,7 @@ fn configuration_and_command_line_are_merged() {
 
 fn start_error(fx: &Fixture, cmd: &mut Command) -> (i32, String) {
     let mut child = cmd
+        .env("STATE_DIRECTORY", fx.path("state"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -1133,6 +1159,7 @@ fn audit_events_reach_the_journal_with_their_fields() {
         .args(["-r", fx.program.to_str().unwrap()])
         .args(["--pipe", fx.pipe.to_str().unwrap()])
         .env("NOTIFY_SOCKET", &fx.notify_path)
+        .env("STATE_DIRECTORY", fx.path("state"))
         .env_remove("INVOCATION_ID")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -1143,7 +1170,7 @@ fn audit_events_reach_the_journal_with_their_fields() {
     fx.wait_runs(&daemon, 1);
     let mut entries = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while entries.len() < 2 && Instant::now() < deadline {
+    while entries.len() < 4 && Instant::now() < deadline {
         let mut buf = vec![0u8; 65536];
         if let Ok(n) = journal.recv(&mut buf) {
             let fields = journal_fields(&buf[..n]);
@@ -1161,8 +1188,35 @@ fn audit_events_reach_the_journal_with_their_fields() {
             entries.push(fields);
         }
     }
-    assert_eq!(entries.len(), 2, "{entries:?}");
-    let processed = &entries[0];
+    // Queued, started, processed (one event per change of the record's
+    // state), and the rejected record.
+    let by_id: BTreeMap<&str, &BTreeMap<String, String>> = entries
+        .iter()
+        .map(|e| (e["MESSAGE_ID"].as_str(), e))
+        .collect();
+    assert_eq!(entries.len(), 4, "{entries:?}");
+    assert_eq!(
+        by_id.keys().copied().collect::<Vec<_>>(),
+        [
+            "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60",
+            "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61",
+            "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80",
+            "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81"
+        ]
+    );
+    let queued = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80"];
+    assert_eq!(queued["QUEUE_ID"], "1");
+    assert_eq!(queued["UPLOAD_FILE"], String::from_utf8_lossy(&file));
+    let started = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81"];
+    assert_eq!(
+        (&*started["QUEUE_ID"], &*started["QUEUE_ATTEMPT"]),
+        ("1", "1")
+    );
+    let processed = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60"];
+    assert_eq!(processed["QUEUE_ID"], "1");
+    assert_eq!(processed["QUEUE_ATTEMPT"], "1");
+    assert_eq!(processed["QUEUE_STATE"], "done");
+    assert!(processed["QUEUE_WAIT_USEC"].parse::<u64>().is_ok());
     assert_eq!(processed["MESSAGE_ID"], "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60");
     assert_eq!(processed["SYSLOG_IDENTIFIER"], "pure-uploadscript");
     // tracing-journald maps INFO to notice (5), WARN to warning (4).
@@ -1184,7 +1238,7 @@ fn audit_events_reach_the_journal_with_their_fields() {
         fx.program.display()
     );
     assert!(processed["MESSAGE"].starts_with(&message), "{processed:?}");
-    let rejected = &entries[1];
+    let rejected = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61"];
     assert_eq!(rejected["MESSAGE_ID"], "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61");
     assert_eq!(rejected["PRIORITY"], "4");
     assert_eq!(rejected["UPLOAD_VUSER"], "mallory");

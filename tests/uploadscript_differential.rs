@@ -157,6 +157,7 @@ impl Work {
             .env("HOOK", &hook_path)
             .env("OUT", &out)
             .env("WORK", &work)
+            .env("STATE_DIRECTORY", work.join("state"))
             .env("EXPECT", expect.to_string())
             .env("FTP_LOGIN", format!("{FTP_USER}:{FTP_PASSWORD}"))
             .envs(env.iter().copied())

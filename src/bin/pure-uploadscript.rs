@@ -5,11 +5,12 @@ use std::fmt::Display;
 use std::process::ExitCode;
 
 use clap::Parser;
-use pureftpd_systemd::cli::uploadscript::{Args, ExitStatus};
+use pureftpd_systemd::cli::queue;
+use pureftpd_systemd::cli::uploadscript::{Args, Command, ExitStatus};
 use pureftpd_systemd::os::journal;
 use pureftpd_systemd::upload::daemon;
 use pureftpd_systemd::upload::runner::instance;
-use pureftpd_systemd::upload::settings::Settings;
+use pureftpd_systemd::upload::settings::{Inputs, Settings};
 
 fn fail(error: &dyn Display, status: ExitStatus) -> ExitStatus {
     eprintln!("pure-uploadscript: {error}");
@@ -31,6 +32,17 @@ fn main() -> ExitCode {
         return status.into();
     }
     journal::init("pure-uploadscript", journal::choose_sink(true), false);
+    if let Some(Command::Queue(command)) = args.command.clone() {
+        // The queue's directory comes from the configuration too.
+        let status = match Inputs::read(args.into()) {
+            Err(e) => fail(&e, ExitStatus::Usage),
+            Ok(inputs) => match queue::run(&command, &inputs.state_dir, &mut std::io::stdout()) {
+                Ok(()) => ExitStatus::Ok,
+                Err(e) => fail(&e, ExitStatus::from(&e)),
+            },
+        };
+        return status.into();
+    }
     let status = match Settings::resolve(args.into()) {
         Err(e) => fail(&e, ExitStatus::from(&e)),
         Ok(settings) => match daemon::run(settings) {

@@ -7,4 +7,5 @@ pub mod format;
 pub mod ftpwho;
 pub mod ftpwhod;
 pub mod query;
+pub mod queue;
 pub mod uploadscript;

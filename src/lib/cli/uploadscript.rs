@@ -80,7 +80,9 @@ impl From<&DaemonError> for ExitStatus {
             | DaemonError::Chdir(_)
             | DaemonError::Runner(_)
             | DaemonError::ReadPipe(_)
-            | DaemonError::Poll(_) => ExitStatus::Runtime,
+            | DaemonError::Poll(_)
+            | DaemonError::Queue(_)
+            | DaemonError::StateDir { .. } => ExitStatus::Runtime,
         }
     }
 }
@@ -107,7 +109,8 @@ link to one) of at most 1 MiB.
 Keys: run, uid, gid, pipe, pidfile, daemonize, timeout, hash, keep_env,
 capture_output, vhost_dir (where IP:/path names are mapped, default
 /etc/pure-ftpd/pure-ftpd), isolation, profile, memory_max, cpu_quota,
-tasks_max (see below). Options given here win.
+tasks_max (see below), state_dir, jobs, retries, retry_delay,
+retry_delay_max (the queue, below). Options given here win.
 
 Under systemd, when pure-uploadscript-run.socket listens, each run is a
 unit of its own (isolation = \"unit\"): pure-uploadscript-run@.service
@@ -116,6 +119,19 @@ the limits memory_max, cpu_quota, tasks_max from the configuration files
 (not from this command line: -r, -u, -g, --timeout, --hash, --keep-env or
 --capture-output given here mean isolation = \"process\"); profile =
 \"strict\" runs it read-only, without network or capabilities.
+
+Each record is written (and synced) to the upload queue in state_dir
+(default $STATE_DIRECTORY under systemd, else /var/lib/pure-uploadscript)
+before it leaves the pipe; the program runs from the queue, jobs at a time
+(default 1: in upload order; never two runs for one file at once). A failed
+run (non-zero exit, signal, timeout, not started) is run again up to retries
+times, after retry_delay (default 30s), doubled each time up to
+retry_delay_max (default 1h); then the record is kept as failed. A rejected
+record or a file that is not a regular file is not retried.
+  pure-uploadscript queue list [--json]     pending, running, failed
+  pure-uploadscript queue retry ID|--all-failed
+  pure-uploadscript queue drop ID
+work while the daemon runs.
 
 Under systemd (NOTIFY_SOCKET set, or INVOCATION_ID with systemd as the
 parent) the daemon stays in the
@@ -128,7 +144,9 @@ SCRIPT_* fields (journalctl UPLOAD_VUSER=alice).
 Exit status:
   0  stopped by SIGTERM, SIGINT or SIGHUP (after the running program
      ends or times out); also -h, and the parent process with -B
-  1  the upload pipe could not be read any more
+  1  the upload pipe could not be read any more, or the upload queue
+     cannot be opened (another reader holds it, or its directory cannot
+     be written)
   2  invalid option or configuration, or a --config FILE that does not
      exist, a configuration file that is not a regular file or is too
      large; the program is missing, not absolute or not executable
@@ -208,6 +226,49 @@ pub struct Args {
     /// Serve one run for pure-uploadscript-run@.service (internal)
     #[arg(long, value_name = "PROFILE", hide = true)]
     pub run_instance: Option<Profile>,
+
+    /// Where the upload queue is kept [default: $STATE_DIRECTORY under
+    /// systemd, else /var/lib/pure-uploadscript]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+
+    /// Instead of reading the pipe: look at or change the upload queue
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// What to do instead of reading the pipe.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Look at or change the upload queue (also while the daemon runs)
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+/// `pure-uploadscript queue ...`.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum QueueCommand {
+    /// List the records in the queue: pending, running and failed, with
+    /// their age and attempts
+    List {
+        /// One JSON object per record, one per line
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run failed records again (their retries start afresh)
+    Retry {
+        /// The record's number, as listed
+        #[arg(required_unless_present = "all_failed", conflicts_with = "all_failed")]
+        id: Option<u64>,
+        /// Every failed record
+        #[arg(long)]
+        all_failed: bool,
+    },
+    /// Remove a record from the queue (a run going on is not stopped)
+    Drop {
+        /// The record's number, as listed
+        id: u64,
+    },
 }
 
 impl From<Args> for Overrides {
@@ -230,6 +291,7 @@ impl From<Args> for Overrides {
                 capture_output: flag(args.capture_output),
                 vhost_dir: None,
                 isolation: args.isolation,
+                state_dir: args.state_dir,
                 ..Default::default()
             },
         }
@@ -302,6 +364,7 @@ mod tests {
             "--capture-output",
             "--hash",
             "--isolation",
+            "--state-dir",
         ] {
             assert!(help.contains(opt), "{opt} missing");
         }
@@ -314,6 +377,51 @@ mod tests {
                 help.contains(&format!("\n  {code}  ")),
                 "exit status {code} missing"
             );
+        }
+    }
+
+    #[test]
+    fn queue_commands_sit_beside_the_c_options() {
+        let a = Args::try_parse_from(["x", "-B", "-r", "/bin/true", "-u", "1"]).unwrap();
+        assert_eq!(a.command, None);
+        let a =
+            Args::try_parse_from(["x", "--state-dir", "/q", "queue", "list", "--json"]).unwrap();
+        assert_eq!(a.state_dir, Some("/q".into()));
+        assert_eq!(
+            a.command,
+            Some(Command::Queue(QueueCommand::List { json: true }))
+        );
+        let a = Args::try_parse_from(["x", "queue", "retry", "12"]).unwrap();
+        assert_eq!(
+            a.command,
+            Some(Command::Queue(QueueCommand::Retry {
+                id: Some(12),
+                all_failed: false
+            }))
+        );
+        let a = Args::try_parse_from(["x", "queue", "retry", "--all-failed"]).unwrap();
+        assert_eq!(
+            a.command,
+            Some(Command::Queue(QueueCommand::Retry {
+                id: None,
+                all_failed: true
+            }))
+        );
+        let a = Args::try_parse_from(["x", "queue", "drop", "3"]).unwrap();
+        assert_eq!(
+            a.command,
+            Some(Command::Queue(QueueCommand::Drop { id: 3 }))
+        );
+        for bad in [
+            &["x", "queue", "retry"][..],
+            &["x", "queue", "retry", "1", "--all-failed"],
+            &["x", "queue", "drop"],
+            &["x", "queue", "drop", "one"],
+            &["x", "queue"],
+            &["x", "run"],
+        ] {
+            let e = Args::try_parse_from(bad).unwrap_err();
+            assert_eq!(e.exit_code(), ExitStatus::Usage.code() as i32, "{bad:?}");
         }
     }
 

@@ -43,6 +43,25 @@ pub fn wait_readable<const N: usize>(
     Ok(slots.map(|slot| slot.is_some_and(|i| polled[i].revents().map_or(true, |r| !r.is_empty()))))
 }
 
+/// The most a pipe may hold, for an unprivileged process:
+/// `/proc/sys/fs/pipe-max-size`.
+pub const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
+
+/// Raises the capacity of the pipe or FIFO `fd` to `pipe-max-size` (read
+/// from `max_size_file`), never lowering it; returns the capacity it has.
+pub fn grow_pipe(fd: BorrowedFd<'_>, max_size_file: &std::path::Path) -> io::Result<usize> {
+    let current = fcntl(fd.as_raw_fd(), FcntlArg::F_GETPIPE_SZ)? as usize;
+    let max: usize = std::fs::read_to_string(max_size_file)?
+        .trim()
+        .parse()
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    if max <= current {
+        return Ok(current);
+    }
+    let max = libc::c_int::try_from(max).unwrap_or(libc::c_int::MAX);
+    Ok(fcntl(fd.as_raw_fd(), FcntlArg::F_SETPIPE_SZ(max))? as usize)
+}
+
 /// Sets `O_NONBLOCK` on `fd`, keeping its other status flags.
 pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
     let flags = OFlag::from_bits_retain(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
@@ -84,6 +103,20 @@ pub fn file_type(fd: BorrowedFd<'_>) -> io::Result<SFlag> {
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn a_pipe_grows_to_the_limit_given_and_never_shrinks() {
+        let dir = tempfile::tempdir().unwrap();
+        let limit = dir.path().join("pipe-max-size");
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        std::fs::write(&limit, "262144\n").unwrap();
+        assert_eq!(grow_pipe(r.as_fd(), &limit).unwrap(), 262144);
+        std::fs::write(&limit, "4096").unwrap();
+        assert_eq!(grow_pipe(r.as_fd(), &limit).unwrap(), 262144);
+        std::fs::write(&limit, "lots").unwrap();
+        assert!(grow_pipe(r.as_fd(), &limit).is_err());
+        assert!(grow_pipe(r.as_fd(), &dir.path().join("absent")).is_err());
+    }
 
     #[test]
     fn waits_for_the_descriptors_that_have_input() {

@@ -22,6 +22,9 @@
 //! | `SCRIPT_UNIT`, `SCRIPT_CPU_USEC`, `SCRIPT_MEMORY_PEAK` | the program ran in a unit of its own: the unit, CPU time, peak memory in bytes |
 //! | `SCRIPT_LIMIT` | the run was killed by a resource limit (`memory`, `tasks`) |
 //! | `REJECT_REASON` | rejected |
+//! | `QUEUE_ID`, `QUEUE_ATTEMPT`, `QUEUE_WAIT_USEC` | the record came from the queue: its number, the attempt (from 1), the time from queueing to this run |
+//! | `QUEUE_STATE` | where the run leaves the record: `done`, `retry` or `failed` (kept; retries exhausted) |
+//! | `QUEUE_RETRY_USEC` | `QUEUE_STATE=retry`: the wait before the next run |
 //!
 //! File and user names that are not UTF-8 are logged with U+FFFD in place
 //! of the invalid bytes.
@@ -75,6 +78,73 @@ impl Outcome {
             Outcome::Failed => message_ids::UPLOAD_FAILED,
             Outcome::TimedOut => message_ids::UPLOAD_TIMED_OUT,
         }
+    }
+}
+
+/// Where a run leaves its record in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Done: the record leaves the queue.
+    Done,
+    /// To run again after this wait.
+    Retry(Duration),
+    /// Kept as failed: its retries are exhausted.
+    Failed,
+}
+
+impl Next {
+    /// The `QUEUE_STATE` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Next::Done => "done",
+            Next::Retry(_) => "retry",
+            Next::Failed => "failed",
+        }
+    }
+}
+
+/// The queue's side of a run, logged with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempt {
+    /// The record's number in the queue.
+    pub id: u64,
+    /// The attempt, from 1.
+    pub number: u32,
+    /// From queueing to this run.
+    pub waited: Duration,
+    /// Where the run leaves the record.
+    pub next: Next,
+}
+
+impl Attempt {
+    fn words(&self) -> String {
+        match self.next {
+            Next::Done => String::new(),
+            Next::Retry(wait) => format!(
+                "; run again in {} (attempt {} done)",
+                human(wait),
+                self.number
+            ),
+            Next::Failed => format!(
+                "; kept as failed after {} attempt{} (pure-uploadscript queue retry {})",
+                self.number,
+                if self.number == 1 { "" } else { "s" },
+                self.id
+            ),
+        }
+    }
+}
+
+/// The outcome a run's status gives (as [`ran`] logs it).
+pub fn classify(status: &Status) -> Outcome {
+    match status {
+        Status::Exited(0) => Outcome::Processed,
+        Status::TimedOut => Outcome::TimedOut,
+        Status::Exited(_)
+        | Status::Signaled(_)
+        | Status::Unstartable(_)
+        | Status::OverLimit(_)
+        | Status::NoAnswer(_) => Outcome::Failed,
     }
 }
 
@@ -150,6 +220,7 @@ pub fn rejected_record(rejection: &Rejection) -> Outcome {
         &rejection.path,
         &rejection.user,
         &rejection.reason,
+        None,
         |file, vuser, reason| {
             format!("upload record rejected: {reason} (user {vuser:?}, file {file:?})")
         },
@@ -165,10 +236,15 @@ pub fn skipped_bytes(count: usize) {
 }
 
 /// Logs a record whose file was not processed (not a regular file...).
-pub fn skipped_file(record: &Record, skip: &Skip) -> Outcome {
-    refused(&record.file, &record.user, skip, |file, _, reason| {
-        format!("{file}: not processed: {reason}")
-    })
+/// Such a record is done: it is not run again.
+pub fn skipped_file(record: &Record, skip: &Skip, attempt: &Attempt) -> Outcome {
+    refused(
+        &record.file,
+        &record.user,
+        skip,
+        Some(attempt),
+        |file, _, reason| format!("{file}: not processed: {reason}"),
+    )
 }
 
 /// Logs a refused record: its file, user and reason as fields, and the
@@ -177,6 +253,7 @@ fn refused(
     file: &[u8],
     vuser: &[u8],
     reason: &dyn std::fmt::Display,
+    attempt: Option<&Attempt>,
     message: impl FnOnce(&str, &str, &str) -> String,
 ) -> Outcome {
     let file = lossy(file);
@@ -188,14 +265,25 @@ fn refused(
         UPLOAD_FILE = file.as_str(),
         UPLOAD_VUSER = vuser.as_str(),
         REJECT_REASON = reason.as_str(),
+        QUEUE_ID = attempt.map(|a| a.id),
+        QUEUE_ATTEMPT = attempt.map(|a| a.number),
+        QUEUE_WAIT_USEC = attempt.map(|a| a.waited.as_micros() as u64),
+        QUEUE_STATE = attempt.map(|a| a.next.as_str()),
         "{message}"
     );
     Outcome::Rejected
 }
 
 /// Logs a run of `program` on `record`'s file, as `report` tells, and
-/// returns its outcome. `timeout` is the configured limit.
-pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Duration>) -> Outcome {
+/// returns its outcome. `timeout` is the configured limit; `attempt` says
+/// where the run leaves the record in the queue.
+pub fn ran(
+    record: &Record,
+    program: &Path,
+    report: &Report,
+    timeout: Option<Duration>,
+    attempt: &Attempt,
+) -> Outcome {
     let file = lossy(&record.file);
     let vuser = lossy(&record.user);
     let facts = &report.facts;
@@ -277,6 +365,12 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
     let unit = usage.map(|u| u.unit.as_str());
     let cpu_usec = usage.and_then(|u| u.cpu_usec);
     let peak_bytes = usage.and_then(|u| u.peak_bytes);
+    debug_assert_eq!(outcome, classify(&report.status));
+    let message = message + &attempt.words();
+    let retry_usec = match attempt.next {
+        Next::Retry(wait) => Some(wait.as_micros() as u64),
+        _ => None,
+    };
     let timeout_usec = (outcome == Outcome::TimedOut)
         .then(|| timeout.map(|t| t.as_micros() as u64))
         .flatten();
@@ -305,6 +399,11 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
                 SCRIPT_CPU_USEC = cpu_usec,
                 SCRIPT_MEMORY_PEAK = peak_bytes,
                 SCRIPT_LIMIT = limit,
+                QUEUE_ID = attempt.id,
+                QUEUE_ATTEMPT = attempt.number,
+                QUEUE_WAIT_USEC = attempt.waited.as_micros() as u64,
+                QUEUE_STATE = attempt.next.as_str(),
+                QUEUE_RETRY_USEC = retry_usec,
                 "{message}"
             )
         };
@@ -408,6 +507,15 @@ mod tests {
         }
     }
 
+    fn attempt(next: Next) -> Attempt {
+        Attempt {
+            id: 7,
+            number: 1,
+            waited: Duration::from_millis(2),
+            next,
+        }
+    }
+
     #[test]
     fn processed_upload_fields() {
         let events = capture(|| {
@@ -416,6 +524,7 @@ mod tests {
                 Path::new("/usr/local/bin/scan"),
                 &report(Status::Exited(0)),
                 Some(Duration::from_secs(600)),
+                &attempt(Next::Done),
             );
             assert_eq!(outcome, Outcome::Processed);
         });
@@ -427,6 +536,10 @@ mod tests {
             keys(f),
             [
                 "MESSAGE_ID",
+                "QUEUE_ATTEMPT",
+                "QUEUE_ID",
+                "QUEUE_STATE",
+                "QUEUE_WAIT_USEC",
                 "SCRIPT_DURATION_USEC",
                 "SCRIPT_EXIT_STATUS",
                 "SCRIPT_STDERR",
@@ -452,6 +565,15 @@ mod tests {
         assert_eq!(f["SCRIPT_EXIT_STATUS"], "0");
         assert_eq!(f["SCRIPT_DURATION_USEC"], "1500");
         assert_eq!(f["SCRIPT_STDERR"], "bad things\n");
+        assert_eq!(
+            (
+                &*f["QUEUE_ID"],
+                &*f["QUEUE_ATTEMPT"],
+                &*f["QUEUE_WAIT_USEC"]
+            ),
+            ("7", "1", "2000")
+        );
+        assert_eq!(f["QUEUE_STATE"], "done");
         assert_eq!(
             f["message"],
             "/srv/ftp/alice/r\u{fffd}sumé.pdf: processed by /usr/local/bin/scan in 1.5 ms"
@@ -487,12 +609,18 @@ mod tests {
             ),
         ];
         for (status, id, key, value) in cases {
+            assert_eq!(
+                classify(&status).message_id(),
+                id,
+                "{status:?} classified as ran logs it"
+            );
             let events = capture(|| {
                 ran(
                     &record(),
                     Path::new("/p"),
                     &report(status),
                     Some(Duration::from_secs(600)),
+                    &attempt(Next::Retry(Duration::from_secs(30))),
                 );
             });
             let (level, f) = &events[0];
@@ -501,6 +629,9 @@ mod tests {
             assert_eq!(f["MESSAGE_ID"], id);
             assert_eq!(f[key], value, "{f:?}");
             assert!(f.contains_key("SCRIPT_DURATION_USEC") && f.contains_key("UPLOAD_SIZE"));
+            assert_eq!(f["QUEUE_STATE"], "retry");
+            assert_eq!(f["QUEUE_RETRY_USEC"], "30000000");
+            assert!(f["message"].ends_with("; run again in 30.0 s (attempt 1 done)"));
         }
         let events = capture(|| {
             ran(
@@ -508,12 +639,14 @@ mod tests {
                 Path::new("/p"),
                 &report(Status::TimedOut),
                 Some(Duration::from_secs(600)),
+                &attempt(Next::Failed),
             );
         });
         assert_eq!(events[0].1["SCRIPT_SIGNAL"], "9");
         assert_eq!(
             events[0].1["message"],
-            "/srv/ftp/alice/r\u{fffd}sumé.pdf: /p timed out after 600.0 s; its process group was killed"
+            "/srv/ftp/alice/r\u{fffd}sumé.pdf: /p timed out after 600.0 s; its process group was killed; \
+             kept as failed after 1 attempt (pure-uploadscript queue retry 7)"
         );
     }
 
@@ -525,10 +658,21 @@ mod tests {
                 user: b"bob".to_vec(),
                 path: b"/x".to_vec(),
             });
-            skipped_file(&record(), &Skip::NotRegular("directory"));
+            skipped_file(
+                &record(),
+                &Skip::NotRegular("directory"),
+                &attempt(Next::Done),
+            );
         });
         assert_eq!(events.len(), 2);
+        assert_eq!(events[1].1["QUEUE_ID"], "7");
+        assert_eq!(events[1].1["QUEUE_STATE"], "done");
         for (level, f) in &events {
+            let f = &f
+                .iter()
+                .filter(|(k, _)| !k.starts_with("QUEUE_"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<BTreeMap<_, _>>();
             journal_safe(f);
             assert_eq!(*level, tracing::Level::WARN);
             assert_eq!(f["MESSAGE_ID"], "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61");

@@ -1,23 +1,29 @@
 //! The `pure-uploadscript` daemon: start-up (pipe, identity, pid file,
-//! systemd) and the main loop that runs the program on each record, in
-//! order. It takes checked [`Settings`].
+//! systemd) and the main loop that takes records from the pipe into the
+//! durable queue and runs the program on them. It takes checked
+//! [`Settings`].
 //!
 //! Start-up ([`run`], then `start`): the program is checked; signals are
 //! blocked (they are read from a signalfd); the FIFO is taken from
 //! `LISTEN_FDS` (a stored `upload-pipe` descriptor or a `.socket` unit's
 //! `ListenFIFO=`) or opened, created if missing; it is put in the file
-//! descriptor store; `-B` forks away (not under systemd); the pid file is
-//! written. Then (`MainLoop::prepare`) the daemon switches to the uid/gid
-//! (as the C tool does: `setgroups`, `setgid`, `setuid`, and `chdir("/")`)
-//! and sends `READY=1`.
+//! descriptor store and its capacity raised to `pipe-max-size`; `-B` forks
+//! away (not under systemd); the pid file is written. Then
+//! (`MainLoop::prepare`) the queue is opened (and checked), the daemon
+//! switches to the uid/gid (as the C tool does: `setgroups`, `setgid`,
+//! `setuid`, and `chdir("/")`), starts `jobs` workers and sends `READY=1`.
 //!
-//! The main loop takes one event at a time from the FIFO and processes it
-//! (`MainLoop::process`: run the program, log, then take the record out
-//! of the FIFO), or, when the FIFO is empty, polls it and the signalfd
-//! with a timeout that keeps `WATCHDOG=1` going, also while a program runs
-//! (`MainLoop::wait`). `SIGTERM`, `SIGINT` and `SIGHUP` stop the daemon
-//! once the running program has ended or timed out; records still in the
-//! FIFO stay there for the next instance.
+//! Each round of the main loop (`MainLoop::step`) takes what the FIFO
+//! holds into the queue (`MainLoop::intake`: written and synced, one
+//! `fdatasync` for a whole batch, then taken out of the FIFO; when the
+//! queue cannot be written the records stay in the FIFO), picks up
+//! administrators' requests, settles the runs that ended
+//! (`MainLoop::settle`: done, retried later, or kept as failed) and starts
+//! new ones (`MainLoop::dispatch`). With nothing to do it polls the FIFO,
+//! the signalfd and the workers with a timeout that keeps `WATCHDOG=1`
+//! going (`MainLoop::wait`). `SIGTERM`, `SIGINT` and `SIGHUP` stop the
+//! intake and new runs; the daemon exits once the runs going on have ended
+//! or timed out. Records left in the queue run at the next start.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -28,18 +34,25 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use nix::sys::stat::SFlag;
 
-use crate::os::fd::{file_type, wait_readable};
+use std::sync::Arc;
+
+use crate::os::fd::{self, file_type, wait_readable};
 use crate::os::process::{self, IdentityError, StopSignals};
 use crate::os::systemd;
-use crate::upload::audit::{self, Counts};
+use crate::upload::audit::{self, Attempt, Counts, Next, Outcome};
 use crate::upload::debian;
 use crate::upload::limits::Isolation;
 use crate::upload::lock::{self, LockError, ReaderLock};
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
-use crate::upload::pipe::{Event, Parser};
+use crate::upload::pipe::{Event, Parser, Record};
 use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip};
+use crate::upload::queue::format::Entry;
+use crate::upload::queue::state::Queue;
+use crate::upload::queue::store::{QueueError, Store};
+use crate::upload::queue::{self, between, now_us};
 use crate::upload::runner::client::UnitClient;
 use crate::upload::settings::Settings;
+use crate::upload::workers::{Ended, Job, Workers};
 
 /// Why the daemon did not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +101,17 @@ pub enum DaemonError {
     /// Waiting for the pipe or a signal failed.
     #[error("poll failed: {0}")]
     Poll(io::Error),
+    /// The upload queue cannot be opened.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The queue's directory cannot be given to the target identity.
+    #[error("{path}: cannot give the queue to the program's user: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
 }
 
 /// Where the daemon got the upload pipe (logged as `PIPE_ORIGIN`).
@@ -184,6 +208,8 @@ struct Started {
     fifo: OwnedFd,
     origin: PipeOrigin,
     signals: StopSignals,
+    /// The pipe's capacity, once raised.
+    pipe_size: Option<usize>,
     /// Held while the daemon reads the pipe: one reader per pipe.
     _lock: Option<ReaderLock>,
 }
@@ -267,11 +293,19 @@ fn start(settings: &Settings) -> Result<Option<Started>, DaemonError> {
             tracing::warn!("{error}");
         }
     }
+    let pipe_size = match fd::grow_pipe(fifo.as_fd(), Path::new(fd::PIPE_MAX_SIZE)) {
+        Ok(size) => Some(size),
+        Err(e) => {
+            tracing::warn!("cannot raise the upload pipe's capacity: {e}");
+            None
+        }
+    };
     Ok(Some(Started {
         identity,
         fifo,
         origin,
         signals,
+        pipe_size,
         _lock: lock,
     }))
 }
@@ -327,54 +361,55 @@ impl program::Watch for Supervisor {
     }
 }
 
-/// `STATUS=` goes out when the pipe is drained, and at most once a second
-/// while busy.
+/// `STATUS=` goes out when the loop has nothing to do, and at most once a
+/// second while busy.
 struct StatusUpdates {
     sent: Instant,
     dirty: bool,
 }
 
-impl StatusUpdates {
-    fn send(&mut self, counts: &Counts) {
-        systemd::notify_status(&counts.status_line());
-        self.sent = Instant::now();
-        self.dirty = false;
-    }
+/// A run is started at most this long after the queue changed, and
+/// administrators' requests are picked up within it.
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
-    /// The counts changed: sent if the last update is a second old.
-    fn changed(&mut self, counts: &Counts) {
-        self.dirty = true;
-        if self.sent.elapsed() >= Duration::from_secs(1) {
-            self.send(counts);
-        }
-    }
-
-    /// The pipe is drained: sent if anything changed since the last one.
-    fn flush(&mut self, counts: &Counts) {
-        if self.dirty {
-            self.send(counts);
-        }
-    }
-}
+/// How often a stopped intake (the queue could not be written) tries again.
+const INTAKE_RETRY: Duration = Duration::from_secs(1);
 
 /// The main loop, once start-up is done.
 struct MainLoop<'a> {
     settings: &'a Settings,
-    runner: Box<dyn Runner>,
     reader: Reader,
-    /// Held until the loop ends.
-    _lock: Option<ReaderLock>,
+    /// Events taken from the pipe (still in it) not yet in the queue.
+    unsaved: Vec<Event>,
+    /// Set while the queue cannot be written: when to try again, and why.
+    intake_stopped: Option<(Instant, String)>,
+    store: Store,
+    queue: Queue,
+    /// Entries not written yet (the queue could not be written): written
+    /// before the next ones.
+    unwritten: Vec<Entry>,
+    workers: Workers,
     supervisor: Supervisor,
     counts: Counts,
     status: StatusUpdates,
+    /// Held until the loop ends.
+    _lock: Option<ReaderLock>,
 }
 
-/// Runs the main loop until a stop signal.
+/// Runs the main loop until a stop signal and the end of the runs going
+/// on.
 fn serve(settings: &Settings, started: Started) -> Result<(), DaemonError> {
     let origin = started.origin;
+    let pipe_size = started.pipe_size;
     let mut main_loop = MainLoop::prepare(settings, started)?;
-    main_loop.announce(origin);
-    while main_loop.supervisor.stop.is_none() {
+    main_loop.announce(origin, pipe_size);
+    loop {
+        if main_loop.supervisor.stop.is_some() {
+            main_loop.workers.stopping();
+            if main_loop.workers.busy() == 0 {
+                break;
+            }
+        }
         main_loop.step()?;
     }
     main_loop.stop();
@@ -382,16 +417,25 @@ fn serve(settings: &Settings, started: Started) -> Result<(), DaemonError> {
 }
 
 impl<'a> MainLoop<'a> {
-    /// The end of start-up: `/` as working directory, the switch to the
-    /// target identity, the program checked again as that identity, the
-    /// program runner and the pipe reader.
+    /// The end of start-up: `/` as working directory, the queue opened (and
+    /// given to the target identity), the switch to that identity, the
+    /// program checked again as that identity, the program runner and its
+    /// workers, the pipe reader.
     fn prepare(settings: &'a Settings, started: Started) -> Result<Self, DaemonError> {
         std::env::set_current_dir("/").map_err(DaemonError::Chdir)?;
+        let opened = Store::open(&settings.state_dir)?;
         if let Some((uid, gid)) = started.identity {
+            opened
+                .store
+                .give_to(uid, gid)
+                .map_err(|source| DaemonError::StateDir {
+                    path: settings.state_dir.clone(),
+                    source,
+                })?;
             process::switch_identity(uid, gid)?;
         }
-        let runner: Box<dyn Runner> = match settings.isolation {
-            Isolation::Unit => Box::new(UnitClient::new(
+        let runner: Arc<dyn Runner + Send + Sync> = match settings.isolation {
+            Isolation::Unit => Arc::new(UnitClient::new(
                 Path::new(settings.profile.socket()),
                 &settings.vhost_dir,
             )),
@@ -405,9 +449,10 @@ impl<'a> MainLoop<'a> {
                     hash: settings.hash,
                 })
                 .map_err(DaemonError::Runner)?;
-                Box::new(hook.with_vhost_dir(&settings.vhost_dir))
+                Arc::new(hook.with_vhost_dir(&settings.vhost_dir))
             }
         };
+        let workers = Workers::start(runner, settings.jobs).map_err(DaemonError::Runner)?;
         let parser = Parser::with_vhost_dir(settings.vhost_dir.as_os_str().as_bytes());
         let reader = Reader::new(started.fifo, parser).map_err(DaemonError::ReadPipe)?;
         let supervisor = Supervisor {
@@ -415,95 +460,400 @@ impl<'a> MainLoop<'a> {
             stop: None,
             watchdog: systemd::watchdog_ping_interval().map(|i| (i, Instant::now())),
         };
+        if let Some(aside) = &opened.set_aside {
+            events::set_aside(&settings.state_dir, aside);
+        }
+        events::resumed(&opened.queue);
         Ok(MainLoop {
             settings,
-            runner,
             reader,
-            _lock: started._lock,
+            unsaved: Vec::new(),
+            intake_stopped: None,
+            store: opened.store,
+            queue: opened.queue,
+            unwritten: Vec::new(),
+            workers,
             supervisor,
             counts: Counts::default(),
             status: StatusUpdates {
                 sent: Instant::now(),
                 dirty: false,
             },
+            _lock: started._lock,
         })
     }
 
     /// Logs where the pipe came from and tells systemd the daemon is ready.
-    fn announce(&mut self, origin: PipeOrigin) {
+    fn announce(&mut self, origin: PipeOrigin, pipe_size: Option<usize>) {
         let settings = self.settings;
         tracing::info!(
             PIPE = %settings.pipe.display(),
             PIPE_ORIGIN = origin.as_str(),
+            PIPE_SIZE = pipe_size.map(|n| n as u64),
             ISOLATION = settings.isolation.as_str(),
-            "waiting for uploads on {} ({}); running {} {}",
+            QUEUE_DIR = %settings.state_dir.display(),
+            JOBS = settings.jobs,
+            RETRIES = settings.retries,
+            "waiting for uploads on {} ({}); running {} {}, {} at a time, queue in {}",
             settings.pipe.display(),
             origin.describe(),
             settings.program.display(),
-            settings.isolation.describe(settings.profile)
+            settings.isolation.describe(settings.profile),
+            settings.jobs,
+            settings.state_dir.display()
         );
-        systemd::notify_ready(&format!(
-            "waiting for uploads; {}",
-            self.counts.status_line()
-        ));
+        systemd::notify_ready(&format!("waiting for uploads; {}", self.status_line()));
         self.supervisor.ping();
         self.status.sent = Instant::now();
     }
 
-    /// Processes the next event in the pipe, or waits for one.
-    fn step(&mut self) -> Result<(), DaemonError> {
-        match self.reader.next_event().map_err(DaemonError::ReadPipe)? {
-            Some(event) => self.process(event),
-            None => self.wait(),
-        }
-    }
-
-    /// The pipe is empty: sends a pending status, then sleeps until input,
-    /// a signal or the next watchdog ping.
-    fn wait(&mut self) -> Result<(), DaemonError> {
-        self.status.flush(&self.counts);
-        let fds = [Some(self.reader.fd()), Some(self.supervisor.signals.fd())];
-        wait_readable(fds, self.supervisor.sleep_limit()).map_err(DaemonError::Poll)?;
-        program::Watch::wake(&mut self.supervisor);
-        Ok(())
-    }
-
-    /// Processes one event: runs the program on a record's file and logs
-    /// the outcome; only then does the record leave the FIFO.
-    fn process(&mut self, event: Event) -> Result<(), DaemonError> {
-        let settings = self.settings;
-        let outcome = match event {
-            Event::Skipped(n) => {
-                audit::skipped_bytes(n);
-                None
-            }
-            Event::Rejected(rejection) => Some((audit::rejected_record(&rejection), None)),
-            Event::Record(record) => {
-                let outcome =
-                    match self
-                        .runner
-                        .run(&record.user, &record.file, &mut self.supervisor)
-                    {
-                        Ok(report) => {
-                            audit::ran(&record, &settings.program, &report, settings.timeout)
-                        }
-                        // Stopped while hashing: the record stays in the pipe.
-                        Err(Skip::Interrupted) => return Ok(()),
-                        Err(skip) => audit::skipped_file(&record, &skip),
-                    };
-                Some((outcome, Some(record.file)))
-            }
+    /// The `STATUS=` line: the queue's depth and oldest age, the totals.
+    fn status_line(&self) -> String {
+        let now = now_us();
+        let oldest = match self.queue.oldest_us() {
+            Some(at) => format!(" (oldest {:.0} s)", between(at, now).as_secs_f64()),
+            None => String::new(),
         };
-        self.reader.commit().map_err(DaemonError::ReadPipe)?;
-        if let Some((outcome, file)) = outcome {
-            self.counts.add(outcome, file.as_deref());
-            self.status.changed(&self.counts);
+        let mut line = format!(
+            "queue {}{oldest}, running {}, failed {}; {}",
+            self.queue.depth() - self.queue.running(),
+            self.queue.running(),
+            self.queue.failed(),
+            self.counts.status_line()
+        );
+        if let Some((_, why)) = &self.intake_stopped {
+            line.push_str("; not reading the pipe: ");
+            line.push_str(why);
         }
+        line
+    }
+
+    fn send_status(&mut self) {
+        systemd::notify_status(&self.status_line());
+        self.status.sent = Instant::now();
+        self.status.dirty = false;
+    }
+
+    /// Something shown in `STATUS=` changed: sent if the last update is a
+    /// second old.
+    fn status_changed(&mut self) {
+        self.status.dirty = true;
+        if self.status.sent.elapsed() >= IDLE_TICK {
+            self.send_status();
+        }
+    }
+
+    /// One round: the pipe into the queue, administrators' requests, ended
+    /// runs, new runs; a wait when none of them had anything to do.
+    fn step(&mut self) -> Result<(), DaemonError> {
+        let mut busy = self.intake()?;
+        busy |= self.requests();
+        busy |= self.collect();
+        busy |= self.dispatch();
+        if busy {
+            program::Watch::wake(&mut self.supervisor);
+            Ok(())
+        } else {
+            self.wait()
+        }
+    }
+
+    /// Takes what the pipe holds (one batch) into the queue: written and
+    /// synced first, then taken out of the pipe. When the queue cannot be
+    /// written (a full disk), the batch stays in the pipe and the intake
+    /// stops until a retry succeeds.
+    fn intake(&mut self) -> Result<bool, DaemonError> {
+        if self.supervisor.stop.is_some() {
+            return Ok(false);
+        }
+        if let Some((retry_at, _)) = &self.intake_stopped {
+            if Instant::now() < *retry_at {
+                return Ok(false);
+            }
+        }
+        if self.unsaved.is_empty() {
+            while let Some(event) = self.reader.next_held().map_err(DaemonError::ReadPipe)? {
+                self.unsaved.push(event);
+            }
+            if self.unsaved.is_empty() {
+                return Ok(false);
+            }
+        }
+        let now = now_us();
+        let first = self.queue.next_id();
+        let entries: Vec<Entry> = self
+            .unsaved
+            .iter()
+            .filter_map(|event| match event {
+                Event::Record(r) => Some(r),
+                _ => None,
+            })
+            .enumerate()
+            .map(|(n, r)| Entry::Queued {
+                id: first + n as u64,
+                at_us: now,
+                user: r.user.clone(),
+                path: r.path.clone(),
+                file: r.file.clone(),
+            })
+            .collect();
+        let saved = if entries.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.write(entries.clone(), true)
+        };
+        match saved {
+            Err(e) => {
+                if self.intake_stopped.is_none() {
+                    events::intake_stopped(&self.settings.state_dir, &e);
+                }
+                self.intake_stopped = Some((Instant::now() + INTAKE_RETRY, e.to_string()));
+                self.status_changed();
+                Ok(false)
+            }
+            Ok(others) => {
+                if self.intake_stopped.take().is_some() {
+                    events::intake_resumed(&self.settings.state_dir);
+                }
+                self.reader.commit().map_err(DaemonError::ReadPipe)?;
+                self.apply_others(others);
+                for entry in &entries {
+                    self.queue.apply(entry);
+                    events::queued(entry, self.queue.depth());
+                }
+                for event in std::mem::take(&mut self.unsaved) {
+                    match event {
+                        Event::Record(_) => {}
+                        Event::Skipped(n) => audit::skipped_bytes(n),
+                        Event::Rejected(rejection) => {
+                            let outcome = audit::rejected_record(&rejection);
+                            self.counts.add(outcome, None);
+                        }
+                    }
+                }
+                self.status_changed();
+                Ok(true)
+            }
+        }
+    }
+
+    /// Appends `entries` after those not written yet (all or none);
+    /// returns what others appended meanwhile.
+    fn write(&mut self, entries: Vec<Entry>, sync: bool) -> io::Result<Vec<Entry>> {
+        let kept = self.unwritten.len();
+        let mut all = std::mem::take(&mut self.unwritten);
+        all.extend(entries);
+        self.store.append(&all, sync).inspect_err(|_| {
+            all.truncate(kept);
+            self.unwritten = all;
+        })
+    }
+
+    /// Appends `entries` (not synced); when the queue cannot be written,
+    /// keeps them to write before the next ones.
+    fn write_or_keep(&mut self, entries: Vec<Entry>) {
+        match self.write(entries.clone(), false) {
+            Ok(others) => self.apply_others(others),
+            Err(e) => {
+                if self.unwritten.is_empty() {
+                    tracing::warn!("cannot write to the queue: {e}; kept in memory meanwhile");
+                }
+                self.unwritten.extend(entries);
+            }
+        }
+    }
+
+    /// Applies entries others (`queue retry`, `queue drop`) appended.
+    fn apply_others(&mut self, others: Vec<Entry>) {
+        for entry in &others {
+            self.queue.apply(entry);
+        }
+        if !others.is_empty() {
+            self.status_changed();
+        }
+    }
+
+    /// Picks up administrators' requests.
+    fn requests(&mut self) -> bool {
+        match self.store.others() {
+            Ok(others) if !others.is_empty() => {
+                self.apply_others(others);
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                tracing::warn!("cannot read the queue's new entries: {e}");
+                false
+            }
+        }
+    }
+
+    /// Settles the runs that ended.
+    fn collect(&mut self) -> bool {
+        let ended = self.workers.ended();
+        let any = !ended.is_empty();
+        for run in ended {
+            self.settle(run);
+        }
+        if any {
+            if let Err(e) = self.store.compact_if_large(&self.queue) {
+                tracing::warn!("cannot rewrite the queue file: {e}");
+            }
+        }
+        any
+    }
+
+    /// Decides what becomes of a record after a run, logs it (the audit
+    /// event) and writes it to the queue: done, to be run again later, or
+    /// kept as failed. The one place where a record's outcome is decided.
+    fn settle(&mut self, ended: Ended) {
+        let Ended { job, result } = ended;
+        let settings = self.settings;
+        if let Err(Skip::Interrupted) = result {
+            // Stopped while hashing: the record runs at the next start.
+            self.queue.interrupted(job.id);
+            return;
+        }
+        let retryable = match &result {
+            Ok(report) => matches!(
+                audit::classify(&report.status),
+                Outcome::Failed | Outcome::TimedOut
+            ),
+            Err(_) => false,
+        };
+        let failures = self.queue.get(job.id).map(|i| i.failures);
+        let next = match failures {
+            // Dropped while it ran.
+            None => Next::Done,
+            Some(_) if !retryable => Next::Done,
+            Some(failures) if failures < settings.retries => Next::Retry(queue::backoff(
+                settings.retry_delay,
+                settings.retry_delay_max,
+                failures + 1,
+            )),
+            Some(_) => Next::Failed,
+        };
+        let attempt = Attempt {
+            id: job.id,
+            number: job.attempt,
+            waited: job.waited,
+            next,
+        };
+        let outcome = match &result {
+            Ok(report) => audit::ran(
+                &job.record,
+                &settings.program,
+                report,
+                settings.timeout,
+                &attempt,
+            ),
+            Err(skip) => audit::skipped_file(&job.record, skip, &attempt),
+        };
+        if failures.is_some() {
+            let entry = match next {
+                Next::Done => Entry::Finished { id: job.id },
+                Next::Retry(wait) => Entry::RetryAt {
+                    id: job.id,
+                    attempt: job.attempt,
+                    due_us: now_us().saturating_add(wait.as_micros() as u64),
+                },
+                Next::Failed => Entry::Failed {
+                    id: job.id,
+                    attempt: job.attempt,
+                },
+            };
+            // Not synced: lost, the record runs again (at least once).
+            self.write_or_keep(vec![entry.clone()]);
+            self.queue.apply(&entry);
+        }
+        self.counts.add(outcome, Some(&job.record.file));
+        self.status_changed();
+    }
+
+    /// Starts the runs that may start: up to `jobs` at once, oldest first,
+    /// one at a time per file.
+    fn dispatch(&mut self) -> bool {
+        if self.supervisor.stop.is_some() {
+            return false;
+        }
+        let free = (self.settings.jobs as usize).saturating_sub(self.workers.busy());
+        let now = now_us();
+        let ids = self.queue.next_runnable(now, free);
+        if ids.is_empty() {
+            return false;
+        }
+        let mut jobs = Vec::with_capacity(ids.len());
+        let mut entries = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(item) = self.queue.get(id) else {
+                continue;
+            };
+            let attempt = item.attempts + 1;
+            entries.push(Entry::Started {
+                id,
+                attempt,
+                at_us: now,
+            });
+            jobs.push(Job {
+                id,
+                attempt,
+                record: Record {
+                    user: item.user.clone(),
+                    path: item.path.clone(),
+                    file: item.file.clone(),
+                },
+                waited: between(item.queued_us, now),
+            });
+        }
+        // Not synced: lost, the run counts as not started.
+        self.write_or_keep(entries.clone());
+        for (entry, job) in entries.iter().zip(jobs) {
+            self.queue.apply(entry);
+            events::started(&job);
+            self.workers.submit(job);
+        }
+        self.status_changed();
+        true
+    }
+
+    /// Nothing to do: sends a pending status, then sleeps until input (when
+    /// the queue takes it), a signal, an ended run, the next retry, or the
+    /// next watchdog ping, at most [`IDLE_TICK`].
+    fn wait(&mut self) -> Result<(), DaemonError> {
+        if self.queue.depth() > 0 {
+            // The oldest age moves on.
+            self.status.dirty = true;
+        }
+        if self.status.dirty {
+            self.send_status();
+        }
+        let now = Instant::now();
+        let mut limit = IDLE_TICK;
+        if let Some(sleep) = self.supervisor.sleep_limit() {
+            limit = limit.min(sleep);
+        }
+        if let Some((retry_at, _)) = &self.intake_stopped {
+            limit = limit.min(retry_at.saturating_duration_since(now));
+        }
+        let now_us = now_us();
+        if let Some(due) = self.queue.next_due_us(now_us) {
+            limit = limit.min(between(now_us, due));
+        }
+        let take_input = self.supervisor.stop.is_none()
+            && self.intake_stopped.is_none()
+            && self.unsaved.is_empty();
+        let fds = [
+            take_input.then(|| self.reader.fd()),
+            Some(self.supervisor.signals.fd()),
+            Some(self.workers.fd()),
+        ];
+        wait_readable(fds, Some(limit)).map_err(DaemonError::Poll)?;
         program::Watch::wake(&mut self.supervisor);
         Ok(())
     }
 
-    /// After a stop signal: says what is left unprocessed, `STOPPING=1`.
+    /// After a stop signal and the end of the runs going on: says what is
+    /// left, `STOPPING=1`.
     fn stop(self) {
         if self.reader.buffered() > 0 {
             tracing::warn!(
@@ -512,7 +862,101 @@ impl<'a> MainLoop<'a> {
             );
         }
         systemd::notify_stopping();
-        tracing::info!("stopped; {}", self.counts.status_line());
+        tracing::info!(
+            QUEUE_DEPTH = self.queue.depth() as u64,
+            "stopped; {} record(s) left in the queue for the next start; {}",
+            self.queue.depth(),
+            self.counts.status_line()
+        );
+    }
+}
+
+/// The queue's journal events (one per change of a record's state; the
+/// end of a run is the audit event).
+mod events {
+    use std::path::Path;
+
+    use crate::upload::queue::format::Entry;
+    use crate::upload::queue::message_ids;
+    use crate::upload::queue::state::Queue;
+    use crate::upload::queue::store::SetAside;
+    use crate::upload::workers::Job;
+
+    fn lossy(bytes: &[u8]) -> String {
+        String::from_utf8_lossy(bytes).into_owned()
+    }
+
+    pub fn queued(entry: &Entry, depth: usize) {
+        if let Entry::Queued { id, user, file, .. } = entry {
+            let file = lossy(file);
+            tracing::info!(
+                MESSAGE_ID = message_ids::QUEUED,
+                QUEUE_ID = id,
+                QUEUE_DEPTH = depth as u64,
+                UPLOAD_FILE = file.as_str(),
+                UPLOAD_VUSER = lossy(user).as_str(),
+                "{file}: queued (record {id})"
+            );
+        }
+    }
+
+    pub fn started(job: &Job) {
+        let file = lossy(&job.record.file);
+        tracing::info!(
+            MESSAGE_ID = message_ids::STARTED,
+            QUEUE_ID = job.id,
+            QUEUE_ATTEMPT = job.attempt,
+            QUEUE_WAIT_USEC = job.waited.as_micros() as u64,
+            UPLOAD_FILE = file.as_str(),
+            UPLOAD_VUSER = lossy(&job.record.user).as_str(),
+            "{file}: run {} started (record {})",
+            job.attempt,
+            job.id
+        );
+    }
+
+    pub fn set_aside(dir: &Path, aside: &SetAside) {
+        tracing::error!(
+            MESSAGE_ID = message_ids::SET_ASIDE,
+            QUEUE_DIR = %dir.display(),
+            QUEUE_SET_ASIDE = %aside.path.display(),
+            "the queue file was damaged ({}): set aside as {}; {} entries found in it are kept",
+            aside.why,
+            aside.path.display(),
+            aside.recovered
+        );
+    }
+
+    pub fn resumed(queue: &Queue) {
+        let depth = queue.depth();
+        if depth + queue.failed() == 0 {
+            return;
+        }
+        tracing::info!(
+            MESSAGE_ID = message_ids::RESUMED,
+            QUEUE_DEPTH = depth as u64,
+            QUEUE_FAILED = queue.failed() as u64,
+            "{depth} record(s) to run found in the queue ({} kept as failed)",
+            queue.failed()
+        );
+    }
+
+    pub fn intake_stopped(dir: &Path, error: &std::io::Error) {
+        tracing::error!(
+            MESSAGE_ID = message_ids::INTAKE_STOPPED,
+            QUEUE_DIR = %dir.display(),
+            "cannot write the queue in {}: {error}; uploads stay in the pipe until it can be written",
+            dir.display()
+        );
+    }
+
+    pub fn intake_resumed(dir: &Path) {
+        tracing::info!(
+            MESSAGE_ID = message_ids::INTAKE_RESUMED,
+            QUEUE_DIR = %dir.display(),
+            "the queue in {} can be written again; reading the pipe",
+            dir.display()
+        );
     }
 }
 

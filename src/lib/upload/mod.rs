@@ -22,3 +22,4 @@ pub mod program;
 pub mod queue;
 pub mod runner;
 pub mod settings;
+pub mod workers;

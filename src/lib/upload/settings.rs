@@ -92,7 +92,67 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "number",
         "process and thread limit of a run's unit",
     ),
+    (
+        "state_dir",
+        "path",
+        "where the upload queue is kept (--state-dir)",
+    ),
+    ("jobs", "number", "runs of the program at once, 1 to 64"),
+    (
+        "retries",
+        "number",
+        "runs again after a failed one, 0 to 100",
+    ),
+    (
+        "retry_delay",
+        "duration",
+        "wait before the first retry, doubled for each next one",
+    ),
+    ("retry_delay_max", "duration", "longest wait before a retry"),
 ];
+
+/// The queue's directory outside systemd (under systemd,
+/// `$STATE_DIRECTORY`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pure-uploadscript";
+/// The most runs at once.
+pub const MAX_JOBS: u32 = 64;
+/// The most retries.
+pub const MAX_RETRIES: u32 = 100;
+/// Default `retry_delay`.
+pub const DEFAULT_RETRY_DELAY: Duration = Duration::from_secs(30);
+/// Default `retry_delay_max`.
+pub const DEFAULT_RETRY_DELAY_MAX: Duration = Duration::from_secs(3600);
+
+/// A count bounded by `MAX` (from 1 when `ONE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounded<const MIN: u32, const MAX: u32>(pub u32);
+
+impl<'de, const MIN: u32, const MAX: u32> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        if n < i64::from(MIN) || n > i64::from(MAX) {
+            return Err(serde::de::Error::custom(format!(
+                "{n}: expected a number from {MIN} to {MAX}"
+            )));
+        }
+        Ok(Bounded(n as u32))
+    }
+}
+
+impl<const MIN: u32, const MAX: u32> FromStr for Bounded<MIN, MAX> {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().parse::<u32>() {
+            Ok(n) if (MIN..=MAX).contains(&n) => Ok(Bounded(n)),
+            _ => Err(format!("{s:?}: expected a number from {MIN} to {MAX}")),
+        }
+    }
+}
+
+/// `jobs`: runs at once.
+pub type Jobs = Bounded<1, MAX_JOBS>;
+/// `retries`: runs again after a failed one.
+pub type Retries = Bounded<0, MAX_RETRIES>;
 
 /// A user or group given by name or by number.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -249,6 +309,16 @@ pub struct UploadscriptConfig {
     pub cpu_quota: Option<CpuQuota>,
     /// `tasks_max`: task limit of a run's unit.
     pub tasks_max: Option<TasksMax>,
+    /// `state_dir`: where the upload queue is kept.
+    pub state_dir: Option<PathBuf>,
+    /// `jobs`: runs of the program at once.
+    pub jobs: Option<Jobs>,
+    /// `retries`: runs again after a failed one.
+    pub retries: Option<Retries>,
+    /// `retry_delay`: wait before the first retry.
+    pub retry_delay: Option<Timeout>,
+    /// `retry_delay_max`: longest wait before a retry.
+    pub retry_delay_max: Option<Timeout>,
 }
 
 impl UploadscriptConfig {
@@ -320,7 +390,12 @@ impl Fragment for UploadscriptConfig {
             profile,
             memory_max,
             cpu_quota,
-            tasks_max
+            tasks_max,
+            state_dir,
+            jobs,
+            retries,
+            retry_delay,
+            retry_delay_max
         );
     }
 }
@@ -370,6 +445,17 @@ pub struct Inputs {
     pub profile: Profile,
     /// Whether the command line sets the program or how it runs.
     pub command_line_sets_the_run: bool,
+    /// The queue's directory (default `$STATE_DIRECTORY` when
+    /// [`Inputs::read`] finds it, else [`DEFAULT_STATE_DIR`]).
+    pub state_dir: PathBuf,
+    /// Runs at once (default 1).
+    pub jobs: u32,
+    /// Retries after a failed run (default 0).
+    pub retries: u32,
+    /// Wait before the first retry.
+    pub retry_delay: Duration,
+    /// Longest wait before a retry.
+    pub retry_delay_max: Duration,
 }
 
 impl Inputs {
@@ -379,6 +465,16 @@ impl Inputs {
         let mut files = UploadscriptConfig::load(overrides.config.as_deref())?;
         if overrides.config.is_none() && overrides.options.run.is_none() {
             files.fill_from_debian(Path::new(debian::DEFAULTS_FILE));
+        }
+        if files.state_dir.is_none() {
+            // systemd's StateDirectory=: the first one.
+            files.state_dir = std::env::var_os("STATE_DIRECTORY")
+                .and_then(|dirs| {
+                    dirs.to_str()
+                        .map(|d| d.split(':').next().unwrap_or("").to_owned())
+                })
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from);
         }
         Ok(Inputs::merge(files, overrides.options))
     }
@@ -403,6 +499,15 @@ impl Inputs {
             isolation: c.isolation,
             profile: c.profile.unwrap_or_default(),
             command_line_sets_the_run,
+            state_dir: c.state_dir.unwrap_or_else(|| DEFAULT_STATE_DIR.into()),
+            jobs: c.jobs.map_or(1, |j| j.0),
+            retries: c.retries.map_or(0, |r| r.0),
+            retry_delay: c
+                .retry_delay
+                .map_or(DEFAULT_RETRY_DELAY, |t| t.0.unwrap_or_default()),
+            retry_delay_max: c
+                .retry_delay_max
+                .map_or(DEFAULT_RETRY_DELAY_MAX, |t| t.0.unwrap_or_default()),
         }
     }
 }
@@ -439,6 +544,16 @@ pub struct Settings {
     pub isolation: Isolation,
     /// The sandbox profile of runs in units.
     pub profile: Profile,
+    /// The queue's directory (absolute).
+    pub state_dir: PathBuf,
+    /// Runs at once.
+    pub jobs: u32,
+    /// Retries after a failed run.
+    pub retries: u32,
+    /// Wait before the first retry.
+    pub retry_delay: Duration,
+    /// Longest wait before a retry (at least `retry_delay`).
+    pub retry_delay_max: Duration,
 }
 
 /// Why the settings are not usable.
@@ -567,6 +682,11 @@ impl Settings {
                 under_systemd,
             )?,
             profile: inputs.profile,
+            state_dir: absolute(inputs.state_dir)?,
+            jobs: inputs.jobs,
+            retries: inputs.retries,
+            retry_delay: inputs.retry_delay,
+            retry_delay_max: inputs.retry_delay_max.max(inputs.retry_delay),
         })
     }
 
@@ -610,6 +730,11 @@ mod tests {
             memory_max = "256M"
             cpu_quota = "50%"
             tasks_max = 64
+            state_dir = "/var/lib/x"
+            jobs = 4
+            retries = 3
+            retry_delay = "10s"
+            retry_delay_max = "5min"
         "#;
         let c: UploadscriptConfig = config::parse("t.toml".as_ref(), text).unwrap();
         assert_eq!(c.run, Some("/usr/local/bin/hook".into()));
@@ -621,7 +746,8 @@ mod tests {
             (c.daemonize, c.keep_env, c.capture_output),
             (Some(true), Some(true), Some(true))
         );
-        assert_eq!(KEYS.len(), 16);
+        assert_eq!(KEYS.len(), 21);
+        assert_eq!((c.jobs, c.retries), (Some(Bounded(4)), Some(Bounded(3))));
         for (key, _, _) in KEYS {
             assert!(text.contains(&format!("{key} =")), "{key} not tested");
         }
@@ -640,6 +766,12 @@ mod tests {
             "timeout = \"9223372036854775807s\"",
             "isolation = \"vm\"",
             "memory_max = \"lots\"",
+            "jobs = 0",
+            "jobs = 65",
+            "jobs = \"many\"",
+            "retries = -1",
+            "retries = 101",
+            "retry_delay = \"soon\"",
         ];
         for text in bad {
             let r = config::parse::<UploadscriptConfig>("t.toml".as_ref(), text);
@@ -749,6 +881,13 @@ mod tests {
         assert_eq!(s.hash, Hash::None);
         assert!(!s.keep_env && !s.capture_output && !s.daemonize);
         assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd/pure-ftpd"));
+        // One run at a time, in order, none again: the C tool's way.
+        assert_eq!((s.jobs, s.retries), (1, 0));
+        assert_eq!(s.state_dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert_eq!(
+            (s.retry_delay, s.retry_delay_max),
+            (DEFAULT_RETRY_DELAY, DEFAULT_RETRY_DELAY_MAX)
+        );
         // Under systemd there is no pid file unless asked for.
         let s = check(run_true(), true).unwrap();
         assert_eq!(s.pidfile, None);

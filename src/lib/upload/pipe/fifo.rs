@@ -203,7 +203,10 @@ const PEEK_LEN: usize = 2 * (MAX_USER_LEN + MAX_PATH_LEN + 3);
 /// Read size when peeking is not possible (also room for a peek and its
 /// check).
 const READ_LEN: usize = 64 * 1024;
-const _: () = assert!(READ_LEN >= 2 * PEEK_LEN);
+/// How much is looked at, at most, for one batch ([`Reader::next_held`]):
+/// half the buffer, the other half is scratch room for taking it out.
+const BATCH_PEEK_LEN: usize = READ_LEN / 2;
+const _: () = assert!(BATCH_PEEK_LEN >= PEEK_LEN);
 
 /// Reads events from the FIFO, one at a time.
 ///
@@ -228,6 +231,11 @@ pub struct Reader {
     /// The handed-out record still in the FIFO: its offset in `buf` and
     /// length.
     uncommitted: Option<(usize, usize)>,
+    /// The batch handed out by [`Reader::next_held`], still in the FIFO:
+    /// where it starts in `buf` and where it ends.
+    held: Option<(usize, usize)>,
+    /// The parser as it was at the end of the held batch.
+    held_parser: Option<Parser>,
 }
 
 fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
@@ -246,6 +254,8 @@ impl Reader {
             start: 0,
             end: 0,
             uncommitted: None,
+            held: None,
+            held_parser: None,
         })
     }
 
@@ -281,7 +291,7 @@ impl Reader {
     /// rest of what was peeked is dropped, and the parser finds its way at
     /// the next record.
     fn consume(&mut self, from: usize, used: usize) -> io::Result<()> {
-        let (peeked, scratch) = self.buf.split_at_mut(PEEK_LEN);
+        let (peeked, scratch) = self.buf.split_at_mut(BATCH_PEEK_LEN);
         let seen = &peeked[from..from + used];
         let scratch = &mut scratch[..used];
         let mut got = 0;
@@ -307,9 +317,102 @@ impl Reader {
     /// crash leaves it in the FIFO for the next reader. Does nothing when
     /// there is nothing to commit or the FIFO is read in chunks.
     pub fn commit(&mut self) -> io::Result<()> {
+        if let Some((from, end)) = self.held.take() {
+            self.held_parser = None;
+            return self.consume(from, end - from);
+        }
         match self.uncommitted.take() {
             Some((from, used)) => self.consume(from, used),
             None => Ok(()),
+        }
+    }
+
+    /// The next event of a batch: the events handed out stay in the FIFO
+    /// until [`Reader::commit`] takes them all out at once. `Ok(None)` ends
+    /// the batch (everything looked at in one go, at most
+    /// [`BATCH_PEEK_LEN`] bytes) or says the FIFO is empty. A record cut by
+    /// the end of what was looked at is left in the FIFO for the next
+    /// batch. Reading in chunks, events are handed out as read.
+    pub fn next_held(&mut self) -> io::Result<Option<Event>> {
+        if self.uncommitted.is_some() {
+            self.commit()?;
+        }
+        loop {
+            if self.start < self.end {
+                let from = self.start;
+                let (used, event) = self.parser.next_event(&self.buf[from..self.end]);
+                self.start += used;
+                if self.peek.is_some() {
+                    match (&event, self.held) {
+                        (Some(_), held) => {
+                            self.held = Some((held.map_or(from, |(f, _)| f), self.start));
+                            self.held_parser = Some(self.parser.clone());
+                        }
+                        // Bytes that gave nothing, with nothing held: they
+                        // go now, as in [`Reader::next_event`].
+                        (None, None) => self.consume(from, used)?,
+                        // The end of what was looked at, after the batch.
+                        (None, Some(_)) => {}
+                    }
+                }
+                if event.is_some() {
+                    return Ok(event);
+                }
+                continue;
+            }
+            if let Some((_, held_end)) = self.held {
+                // The batch ends; a cut record after it is read again.
+                if held_end < self.end {
+                    if let Some(parser) = self.held_parser.clone() {
+                        self.parser = parser;
+                    }
+                }
+                return Ok(None);
+            }
+            if !self.fill(BATCH_PEEK_LEN)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Looks at (or, reading in chunks, reads) what the FIFO holds, at
+    /// most `peek_len` bytes when peeking; false when it is empty.
+    fn fill(&mut self, peek_len: usize) -> io::Result<bool> {
+        loop {
+            if let Some((peek_r, peek_w)) = &self.peek {
+                let n = match nix::fcntl::tee(
+                    self.fd.as_fd(),
+                    peek_w.as_fd(),
+                    peek_len,
+                    SpliceFFlags::SPLICE_F_NONBLOCK,
+                ) {
+                    Ok(n) => n,
+                    Err(Errno::EAGAIN) => return Ok(false),
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EINVAL) => {
+                        self.peek = None;
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if n == 0 {
+                    return Ok(false);
+                }
+                read_exact(peek_r.as_fd(), &mut self.buf[..n])?;
+                self.start = 0;
+                self.end = n;
+                return Ok(true);
+            }
+            return match read_some(self.fd.as_fd(), &mut self.buf) {
+                Ok(0) => Ok(false),
+                Ok(n) => {
+                    self.start = 0;
+                    self.end = n;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+                Err(e) => Err(e),
+            };
         }
     }
 
@@ -336,38 +439,8 @@ impl Reader {
                 }
                 continue;
             }
-            if let Some((peek_r, peek_w)) = &self.peek {
-                let n = match nix::fcntl::tee(
-                    self.fd.as_fd(),
-                    peek_w.as_fd(),
-                    PEEK_LEN,
-                    SpliceFFlags::SPLICE_F_NONBLOCK,
-                ) {
-                    Ok(n) => n,
-                    Err(Errno::EAGAIN) => return Ok(None),
-                    Err(Errno::EINTR) => continue,
-                    Err(Errno::EINVAL) => {
-                        self.peek = None;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if n == 0 {
-                    return Ok(None);
-                }
-                read_exact(peek_r.as_fd(), &mut self.buf[..n])?;
-                self.start = 0;
-                self.end = n;
-            } else {
-                match read_some(self.fd.as_fd(), &mut self.buf) {
-                    Ok(0) => return Ok(None),
-                    Ok(n) => {
-                        self.start = 0;
-                        self.end = n;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-                    Err(e) => return Err(e),
-                }
+            if !self.fill(PEEK_LEN)? {
+                return Ok(None);
             }
         }
     }
@@ -488,6 +561,68 @@ mod tests {
         let events = drain(&mut reader);
         assert_eq!(events.len(), 2, "{events:?}");
         assert_eq!(reader.next_event().unwrap(), None);
+    }
+
+    #[test]
+    fn a_batch_stays_in_the_fifo_until_committed_and_a_cut_record_is_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fd, _) = open_or_create(&dir.path().join("p")).unwrap();
+        let writer = fd.try_clone().unwrap();
+        // More than one batch looks at: the last record of the first batch
+        // is cut by the end of what was looked at.
+        let one = |n: usize| format!("\x02user\x01/upload/file-{n:05}\x00").into_bytes();
+        let count = BATCH_PEEK_LEN / one(0).len() + 10;
+        let mut all = b"junk".to_vec();
+        for n in 0..count {
+            all.extend_from_slice(&one(n));
+        }
+        let mut files = Vec::new();
+        let mut batches = 0;
+        let mut reader = Reader::new(fd, Parser::new()).unwrap();
+        let mut written = 0;
+        loop {
+            // Keep the FIFO fed (it holds 64 KiB).
+            while written < all.len() {
+                let chunk = &all[written..all.len().min(written + 4096)];
+                match nix::unistd::write(&writer, chunk) {
+                    Ok(n) => written += n,
+                    Err(Errno::EAGAIN) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            let mut batch = Vec::new();
+            while let Some(event) = reader.next_held().unwrap() {
+                batch.push(event);
+            }
+            if batch.is_empty() {
+                break;
+            }
+            batches += 1;
+            if batches == 1 {
+                // Not committed: a new reader finds the batch again.
+                drop(reader);
+                reader = Reader::new(writer.try_clone().unwrap(), Parser::new()).unwrap();
+                let mut again = Vec::new();
+                while let Some(event) = reader.next_held().unwrap() {
+                    again.push(event);
+                }
+                assert_eq!(again, batch);
+            }
+            reader.commit().unwrap();
+            for event in batch {
+                match event {
+                    Event::Record(r) => files.push(String::from_utf8(r.file).unwrap()),
+                    Event::Skipped(4) => assert!(files.is_empty()),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert!(batches >= 2, "{batches}");
+        let want: Vec<String> = (0..count).map(|n| format!("/upload/file-{n:05}")).collect();
+        assert_eq!(files, want);
+        let mut left = [0; 16];
+        let e = read_some(writer.as_fd(), &mut left).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
     }
 
     #[test]

@@ -22,22 +22,22 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// each.
 pub mod message_ids {
     /// A record was taken from the pipe into the queue.
-    pub const QUEUED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70";
+    pub const QUEUED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80";
     /// A run of the program started.
-    pub const STARTED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a71";
+    pub const STARTED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81";
     /// An administrator asked for a failed record to run again.
-    pub const REQUEUED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a72";
+    pub const REQUEUED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a82";
     /// An administrator dropped a record from the queue.
-    pub const DROPPED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a73";
+    pub const DROPPED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a83";
     /// A damaged queue file was set aside at start.
-    pub const SET_ASIDE: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a74";
+    pub const SET_ASIDE: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a84";
     /// The queue cannot be written (a full disk): records stay in the pipe.
-    pub const INTAKE_STOPPED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a75";
+    pub const INTAKE_STOPPED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a85";
     /// The queue can be written again.
-    pub const INTAKE_RESUMED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a76";
+    pub const INTAKE_RESUMED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a86";
     /// Records found in the queue at start (runs that were going on are
     /// pending again).
-    pub const RESUMED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a77";
+    pub const RESUMED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a87";
 }
 
 /// Microseconds since the epoch, the queue's clock.

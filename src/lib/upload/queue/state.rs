@@ -151,6 +151,16 @@ impl Queue {
         }
     }
 
+    /// A run stopped before the program started (the daemon is stopping):
+    /// the record is pending again.
+    pub fn interrupted(&mut self, id: u64) {
+        if let Some(item) = self.items.get_mut(&id) {
+            if item.state == ItemState::Running {
+                item.state = ItemState::Pending { due_us: 0 };
+            }
+        }
+    }
+
     /// The number the next queued record gets.
     pub fn next_id(&self) -> u64 {
         self.next_id

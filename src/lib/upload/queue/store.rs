@@ -270,6 +270,24 @@ impl Store {
         })
     }
 
+    /// Gives the directory and its files to `uid`:`gid`, the identity the
+    /// reader switches to.
+    pub fn give_to(&self, uid: u32, gid: u32) -> io::Result<()> {
+        let owner = (
+            Some(nix::unistd::Uid::from_raw(uid)),
+            Some(nix::unistd::Gid::from_raw(gid)),
+        );
+        for path in [
+            self.dir.clone(),
+            self.dir.join(FILE_NAME),
+            self.dir.join(LOCK_NAME),
+            self.dir.join(READER_LOCK_NAME),
+        ] {
+            nix::unistd::chown(&path, owner.0, owner.1)?;
+        }
+        Ok(())
+    }
+
     /// The file's length as written and read so far.
     pub fn len(&self) -> u64 {
         self.len
