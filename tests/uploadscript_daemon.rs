@@ -1247,3 +1247,160 @@ fn audit_events_reach_the_journal_with_their_fields() {
         "control byte 0x07 in the file name"
     );
 }
+
+/// A program that logs `start FILE`, sleeps `nap` seconds, logs `end FILE`,
+/// and fails (status 3) for files whose name contains "fail".
+fn logging_program(fx: &Fixture, nap: &str) -> PathBuf {
+    let path = fx.path("logging.sh");
+    let log = fx.path("runs.log");
+    std::fs::write(
+        &path,
+        format!(
+            "#!/bin/sh\necho \"start $1\" >> {log}\nsleep {nap}\necho \"end $1\" >> {log}\n\
+             case \"$1\" in *fail*) exit 3 ;; esac\n",
+            log = log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn run_log(fx: &Fixture) -> Vec<String> {
+    std::fs::read_to_string(fx.path("runs.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn wait_log(fx: &Fixture, daemon: &Daemon, ends: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = run_log(fx);
+        if log.iter().filter(|l| l.starts_with("end ")).count() >= ends {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "{log:?}\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn queue_command(fx: &Fixture, args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(["--config", fx.path("none.toml").to_str().unwrap()])
+        .args(["--state-dir", fx.path("state").to_str().unwrap()])
+        .arg("queue")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn jobs_run_side_by_side_but_one_file_at_a_time_in_upload_order() {
+    let fx = Fixture::new();
+    let program = logging_program(&fx, "0.3");
+    std::fs::write(fx.path("none.toml"), "jobs = 3\n").unwrap();
+    let daemon = fx.start(&["-r", program.to_str().unwrap()]);
+    let a = fx.file("a", b"1");
+    let b = fx.file("b", b"2");
+    let c = fx.file("c", b"3");
+    let mut stream = Vec::new();
+    for f in [&a, &a, &b, &c, &a] {
+        stream.extend(record(b"u", f));
+    }
+    fx.write(&stream);
+    let log = wait_log(&fx, &daemon, 5);
+    daemon.stop();
+    // At most one run of a at a time: its start and end lines alternate.
+    let a = String::from_utf8_lossy(&a);
+    let of_a: Vec<&str> = log
+        .iter()
+        .filter(|l| l.ends_with(&*a))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        of_a,
+        ["start", "end", "start", "end", "start", "end"],
+        "{log:?}"
+    );
+    // The other files ran beside the first run of a.
+    let mut running = 0;
+    let mut most = 0;
+    for line in &log {
+        if line.starts_with("start ") {
+            running += 1;
+            most = most.max(running);
+        } else {
+            running -= 1;
+        }
+    }
+    assert_eq!(most, 3, "{log:?}");
+}
+
+#[test]
+fn failed_runs_are_retried_then_kept_until_an_administrator_acts() {
+    let fx = Fixture::new();
+    let program = logging_program(&fx, "0");
+    std::fs::write(
+        fx.path("none.toml"),
+        "retries = 2\nretry_delay = \"100ms\"\nretry_delay_max = \"150ms\"\n",
+    )
+    .unwrap();
+    let daemon = fx.start(&["-r", program.to_str().unwrap()]);
+    let bad = fx.file("will-fail", b"x");
+    let good = fx.file("fine", b"y");
+    let mut stream = record(b"u", &bad);
+    stream.extend(record(b"u", &good));
+    fx.write(&stream);
+    // Three runs of the failing file (the first and two retries), one of
+    // the other; the retries do not hold it up.
+    let log = wait_log(&fx, &daemon, 4);
+    let bad_name = String::from_utf8_lossy(&bad).into_owned();
+    let good_name = String::from_utf8_lossy(&good).into_owned();
+    assert_eq!(
+        log.iter()
+            .filter(|l| **l == format!("end {bad_name}"))
+            .count(),
+        3
+    );
+    assert_eq!(log[3], format!("end {good_name}"), "{log:?}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(run_log(&fx).len(), 8, "a fourth run: {:?}", run_log(&fx));
+    let (code, list) = queue_command(&fx, &["list", "--json"]);
+    assert_eq!(code, 0);
+    let rows: Vec<serde_json::Value> = list
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert_eq!(rows[0]["state"], "failed");
+    assert_eq!(rows[0]["attempts"], 3);
+    assert_eq!(rows[0]["file"], bad_name.as_str());
+    let id = rows[0]["id"].to_string();
+    // Retried by hand while the daemon runs: three runs more.
+    let (code, _) = queue_command(&fx, &["retry", "--all-failed"]);
+    assert_eq!(code, 0);
+    wait_log(&fx, &daemon, 7);
+    let (code, _) = queue_command(&fx, &["retry", "99"]);
+    assert_eq!(code, 2);
+    // Dropped: the queue is empty, also for the next instance.
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out) = queue_command(&fx, &["drop", &id]);
+    assert_eq!(code, 0, "{out}");
+    daemon.stop();
+    let (_, list) = queue_command(&fx, &["list", "--json"]);
+    assert_eq!(list, "");
+    // The audit says where each run left the record.
+    let stderr = fs_read(&fx.path("stderr"));
+    assert!(stderr.contains("QUEUE_STATE=\"retry\""), "{stderr}");
+    assert!(stderr.contains("QUEUE_STATE=\"failed\""), "{stderr}");
+}
+
+fn fs_read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
