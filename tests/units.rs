@@ -450,7 +450,7 @@ fn generate_rejects_bad_arguments() {
 }
 
 /// The MESSAGE_IDs the daemons log with, and the subject of each.
-const CATALOG: [(&str, &str); 13] = [
+const CATALOG: [(&str, &str); 14] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60",
         "Upload processed: @UPLOAD_FILE@",
@@ -499,6 +499,10 @@ const CATALOG: [(&str, &str); 13] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a87",
         "Upload queue resumed at start",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a88",
+        "Upload program run cut short by the reader's stop: @UPLOAD_FILE@",
     ),
 ];
 

@@ -47,14 +47,22 @@ pub fn wait_readable<const N: usize>(
 /// `/proc/sys/fs/pipe-max-size`.
 pub const PIPE_MAX_SIZE: &str = "/proc/sys/fs/pipe-max-size";
 
+/// The kernel's default `pipe-max-size`, assumed when the file cannot be
+/// read (a sandbox with `ProcSubset=pid` hides `/proc/sys`).
+pub const DEFAULT_PIPE_MAX_SIZE: usize = 1 << 20;
+
 /// Raises the capacity of the pipe or FIFO `fd` to `pipe-max-size` (read
-/// from `max_size_file`), never lowering it; returns the capacity it has.
+/// from `max_size_file`, [`DEFAULT_PIPE_MAX_SIZE`] when it cannot be read),
+/// never lowering it; returns the capacity it has.
 pub fn grow_pipe(fd: BorrowedFd<'_>, max_size_file: &std::path::Path) -> io::Result<usize> {
     let current = fcntl(fd.as_raw_fd(), FcntlArg::F_GETPIPE_SZ)? as usize;
-    let max: usize = std::fs::read_to_string(max_size_file)?
-        .trim()
-        .parse()
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    let max: usize = match std::fs::read_to_string(max_size_file) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?,
+        Err(_) => DEFAULT_PIPE_MAX_SIZE,
+    };
     if max <= current {
         return Ok(current);
     }
@@ -115,7 +123,12 @@ mod tests {
         assert_eq!(grow_pipe(r.as_fd(), &limit).unwrap(), 262144);
         std::fs::write(&limit, "lots").unwrap();
         assert!(grow_pipe(r.as_fd(), &limit).is_err());
-        assert!(grow_pipe(r.as_fd(), &dir.path().join("absent")).is_err());
+        // Hidden: the kernel's default limit.
+        let absent = dir.path().join("absent");
+        assert_eq!(
+            grow_pipe(r.as_fd(), &absent).unwrap(),
+            DEFAULT_PIPE_MAX_SIZE
+        );
     }
 
     #[test]

@@ -45,7 +45,7 @@ use crate::upload::limits::Isolation;
 use crate::upload::lock::{self, LockError, ReaderLock};
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
 use crate::upload::pipe::{Event, Parser, Record};
-use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip};
+use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip, Status};
 use crate::upload::queue::format::Entry;
 use crate::upload::queue::state::Queue;
 use crate::upload::queue::store::{QueueError, Store};
@@ -709,8 +709,20 @@ impl<'a> MainLoop<'a> {
     fn settle(&mut self, ended: Ended) {
         let Ended { job, result } = ended;
         let settings = self.settings;
-        if let Err(Skip::Interrupted) = result {
-            // Stopped while hashing: the record runs at the next start.
+        // A run ended by the reader's own stop (a shutdown that stopped a
+        // run unit, a hash cut short) says nothing about the program: the
+        // record runs again at the next start.
+        self.supervisor.read_signals();
+        let cut_short = match &result {
+            Err(Skip::Interrupted) => true,
+            Ok(report) => {
+                self.supervisor.stop.is_some()
+                    && matches!(report.status, Status::Signaled(_) | Status::NoAnswer(_))
+            }
+            Err(_) => false,
+        };
+        if cut_short {
+            events::interrupted(&job);
             self.queue.interrupted(job.id);
             return;
         }
@@ -910,6 +922,20 @@ mod events {
             UPLOAD_FILE = file.as_str(),
             UPLOAD_VUSER = lossy(&job.record.user).as_str(),
             "{file}: run {} started (record {})",
+            job.attempt,
+            job.id
+        );
+    }
+
+    pub fn interrupted(job: &Job) {
+        let file = lossy(&job.record.file);
+        tracing::info!(
+            MESSAGE_ID = message_ids::INTERRUPTED,
+            QUEUE_ID = job.id,
+            QUEUE_ATTEMPT = job.attempt,
+            UPLOAD_FILE = file.as_str(),
+            UPLOAD_VUSER = lossy(&job.record.user).as_str(),
+            "{file}: run {} cut short by the reader's stop; it runs again at the next start (record {})",
             job.attempt,
             job.id
         );

@@ -38,6 +38,9 @@ pub mod message_ids {
     /// Records found in the queue at start (runs that were going on are
     /// pending again).
     pub const RESUMED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a87";
+    /// A run was cut short by the reader's own stop: the record runs again
+    /// at the next start.
+    pub const INTERRUPTED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a88";
 }
 
 /// Microseconds since the epoch, the queue's clock.
