@@ -89,8 +89,9 @@ start_reader() { # $1 = c | ours
         mkfifo -m 600 "$PIPE"
         "$C_READER" -r "$WORK/hook" 2>"$WORK/c.log" &
     else
-        "$OURS" -r "$WORK/hook" --pipe "$PIPE" --config "$WORK/none.toml" \
-            -p "$WORK/ours.pid" 2>"$WORK/ours.log" &
+        # The queue (synced once per batch) in the work directory.
+        STATE_DIRECTORY=$WORK/state "$OURS" -r "$WORK/hook" --pipe "$PIPE" \
+            --config "$WORK/none.toml" -p "$WORK/ours.pid" 2>"$WORK/ours.log" &
     fi
     reader_pid=$!
     for _ in $(seq 400); do [ -p "$PIPE" ] && break; sleep 0.01; done

@@ -930,7 +930,7 @@ print("%.3f" % ((time.monotonic() - t) * 1000 / n))
 EOF2
     cts 'mkdir -p /srv/bench && for i in $(seq 1 "$1"); do echo "$i" > "/srv/bench/f-$i"; done' "$n"
     use_config 'run = "/bin/true"'
-    processed() { unit_prop "$READER_UNIT" StatusText | sed -n 's/^processed \([0-9]*\),.*/\1/p'; }
+    processed() { unit_prop "$READER_UNIT" StatusText | sed -n 's/.*processed \([0-9]*\), rejected.*/\1/p'; }
     ours_round() {
         local before t0 t1
         before=$(processed)
@@ -951,5 +951,362 @@ EOF2
     fm=$(printf '%s\n' "${floors[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
     om=$(printf '%s\n' "${ours[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
     echo "BENCH median floor_ms $fm ours_ms $om ratio $(awk -v a="$om" -v b="$fm" 'BEGIN { printf "%.2f", a / b }') n $n rounds $rounds load $(cut -d' ' -f1-3 /proc/loadavg)"
+    use_config
+}
+
+# ---------------------------------------------------------------------------
+# The durable queue. Files named *-slow.* keep the program busy for 2 s, so a
+# stream of uploads builds a backlog in the queue (pure-ftpd's sessions do not
+# wait for it). Runs are counted per file in the program's own log.
+QUEUE_CONF=/etc/pure-uploadscript.d/70-queue.toml
+QUEUE_DIR=/var/lib/pure-uploadscript
+
+# queue_config TEXT: the suite's configuration plus TEXT for the queue
+# (restarts the reader); without TEXT, the suite's configuration alone.
+queue_config() {
+    # The suite's own program and settings (a case before may have left
+    # others).
+    ct rm -f "$CASE_CONF"
+    ct test -e "$E2E_CONF" || ct mv "$E2E_CONF.off" "$E2E_CONF"
+    if [ $# = 0 ]; then ct rm -f "$QUEUE_CONF"; else printf '%s\n' "$1" | ct_write "$QUEUE_CONF" 0644; fi
+    restart_reader
+}
+
+# queue_pending: records pending in the queue, as the administrator sees them.
+queue_pending() {
+    ct pure-uploadscript queue list --json | jq -s '[.[] | select(.state == "pending")] | length'
+}
+
+# runs_of FILE: how many times the program ran to its end for FILE.
+runs_of() { hook_calls "$1" | wc -l; }
+
+# queue_files DIR PREFIX N [K]: N files in DIR, every Kth slow (default 4,
+# 0 for none); prints their paths on the server.
+queue_files() {
+    local dir=$1 prefix=$2 n=$3 k=${4:-4} i name
+    for i in $(seq -w 1 "$n"); do
+        name=$prefix-$i.dat
+        [ "$k" != 0 ] && [ $((10#$i % k)) = 0 ] && name=$prefix-$i-slow.dat
+        make_file "$dir" "$name" $((RANDOM % 3000 + 1))
+        echo "$FTP_HOME/$name"
+    done
+}
+queue_upload_all() { # dir log: uploads every file of DIR, as fast as it can
+    cts 'for f in "$1"/*.dat; do curl -sS --max-time 20 -T "$f" "$2" || echo "UPLOAD FAILED: $f"; done
+         echo STREAM DONE' "$1" "$(ftp_url)" >"$2" 2>&1
+}
+expect_stream_done() { # log
+    grep -q 'STREAM DONE' "$1" || fail "the upload stream did not finish: $(tail -3 "$1")"
+    if grep 'UPLOAD FAILED' "$1"; then fail "some uploads failed"; fi
+}
+# every file ran at least once; more than once only for FILES in flight
+expect_runs() { # in-flight-list file...
+    local inflight=$1 f n bad=0
+    shift
+    for f in "$@"; do
+        n=$(runs_of "$f")
+        if [ "$n" -lt 1 ]; then
+            echo "  $f: never ran"
+            bad=$((bad + 1))
+        elif [ "$n" -gt 1 ] && ! grep -qxF "$f" <<<"$inflight"; then
+            echo "  $f: ran $n times and was not in flight"
+            bad=$((bad + 1))
+        fi
+    done
+    [ "$bad" = 0 ] || fail "$bad of $# uploads lost or run twice"
+}
+wait_runs() { # secs file...: until every file ran at least once
+    local secs=$1 f
+    shift
+    local deadline=$((SECONDS + secs))
+    for f in "$@"; do
+        until [ "$(runs_of "$f")" -ge 1 ]; do
+            [ "$SECONDS" -lt "$deadline" ] || fail "${f##*/} did not run within ${secs}s"
+            sleep 0.3
+        done
+    done
+}
+# inflight_of PID: files whose run started in the reader PID and whose end it
+# did not log (its journal events).
+inflight_of() {
+    local json
+    json=$(ct journalctl --no-pager -q -o json -u "$READER_UNIT" "_PID=$1")
+    comm -23 \
+        <(jq -r 'select(.MESSAGE_ID == "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81") | .UPLOAD_FILE' <<<"$json" | sort) \
+        <(jq -r 'select(.QUEUE_STATE != null) | .UPLOAD_FILE' <<<"$json" | sort)
+}
+
+case_queue_kill_backlog() {
+    require_package
+    ensure_ftpd
+    queue_config 'jobs = 2'
+    local -a files
+    mapfile -t files < <(queue_files "$SRC/qkill" qkill 24 2)
+    local log=$E2E_WORK/qkill.log inflight pid
+    queue_upload_all "$SRC/qkill" "$log" &
+    local spid=$!
+    wait_until 30 "a backlog of 4 records in the queue" cts '[ "$(pure-uploadscript queue list --json | grep -c "\"pending\"")" -ge 4 ]'
+    wait_until 20 "runs in flight" cts 'pgrep -f "e2e-upload-hook /" >/dev/null'
+    pid=$(main_pid "$READER_UNIT")
+    ct kill -KILL "$pid"
+    inflight=$(inflight_of "$pid")
+    note "kill -9 $pid with $(queue_pending) records pending; in flight: $(tr '\n' ' ' <<<"$inflight")"
+    wait_until 15 "systemd to restart the reader" main_pid_changed "$READER_UNIT" "$pid"
+    # The pipe's capacity, raised to pipe-max-size.
+    local size
+    size=$(ct journalctl --no-pager -q -o json -u "$READER_UNIT" _PID="$(main_pid "$READER_UNIT")" |
+        jq -r 'select(.PIPE_SIZE != null) | .PIPE_SIZE' | tail -n 1)
+    [ "$size" = 1048576 ] || fail "the pipe holds ${size:-?} bytes, not 1048576"
+    wait "$spid" || true
+    expect_stream_done "$log"
+    wait_runs 90 "${files[@]}"
+    sleep 1
+    expect_runs "$inflight" "${files[@]}"
+    local left
+    left=$(ct pure-uploadscript queue list --json | jq -r 'select(.file | test("/qkill-")) | .file')
+    [ -z "$left" ] || fail "records still in the queue: $left"
+    queue_config
+}
+
+case_queue_unit_killed() {
+    require_package
+    ensure_ftpd
+    queue_config 'jobs = 1'
+    local -a files
+    mapfile -t files < <(queue_files "$SRC/qunit" qunit 16 2)
+    local log=$E2E_WORK/qunit.log inflight pid
+    queue_upload_all "$SRC/qunit" "$log" &
+    local spid=$!
+    wait_until 30 "a backlog of 3 records in the queue" cts '[ "$(pure-uploadscript queue list --json | grep -c "\"pending\"")" -ge 3 ]'
+    pid=$(main_pid "$READER_UNIT")
+    # systemctl may report processes it could not signal (a cgroup.kill
+    # refused in the container): the main process's restart is the check.
+    ct systemctl kill --signal=KILL "$READER_UNIT" || true
+    inflight=$(inflight_of "$pid")
+    note "systemctl kill --signal=KILL $READER_UNIT with $(queue_pending) records pending; in flight: $(tr '\n' ' ' <<<"$inflight")"
+    wait_until 15 "systemd to restart the reader" main_pid_changed "$READER_UNIT" "$pid"
+    wait "$spid" || true
+    expect_stream_done "$log"
+    wait_runs 90 "${files[@]}"
+    sleep 1
+    expect_runs "$inflight" "${files[@]}"
+    queue_config
+}
+
+case_queue_disk_full() {
+    require_package
+    ensure_ftpd
+    local -a files
+    # More records than fit in the page the queue file has already.
+    mapfile -t files < <(queue_files "$SRC/qfull" qfull 60 0)
+    ct systemctl stop "$READER_UNIT"
+    cts 'mkdir -p "$1" && mount -t tmpfs -o size=64k,mode=0700 e2e-queue-full "$1"' "$QUEUE_DIR"
+    ct systemctl start "$READER_UNIT"
+    wait_until 15 "$READER_UNIT to be active" unit_is "$READER_UNIT" active
+    cts 'head -c 1M /dev/zero > "$1/filler" 2>/dev/null || true' "$QUEUE_DIR"
+    local log=$E2E_WORK/qfull.log
+    queue_upload_all "$SRC/qfull" "$log"
+    expect_stream_done "$log"
+    wait_until 15 "the reader to say why it stopped reading the pipe" \
+        cts 'systemctl show -P StatusText "$1" | grep -q "not reading the pipe: No space left on device"' "$READER_UNIT"
+    ct journalctl -q --no-pager -u "$READER_UNIT" MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a85 | grep -q . ||
+        fail "no INTAKE_STOPPED event"
+    local last=${files[-1]}
+    [ "$(runs_of "$last")" = 0 ] || fail "${last##*/} ran although the queue could not take it"
+    note "disk full: $(ct systemctl show -P StatusText "$READER_UNIT")"
+    ct rm -f "$QUEUE_DIR/filler"
+    wait_runs 60 "${files[@]}"
+    sleep 1
+    expect_runs "" "${files[@]}"
+    ct journalctl -q --no-pager -u "$READER_UNIT" MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a86 | grep -q . ||
+        fail "no INTAKE_RESUMED event"
+    ct systemctl stop "$READER_UNIT"
+    ct umount "$QUEUE_DIR"
+    ct systemctl start "$READER_UNIT"
+}
+
+# The container reboots between queue-reboot and queue-after-reboot (the
+# harness does it when a case leaves $E2E_WORK/reboot).
+case_queue_reboot() {
+    require_package
+    ensure_ftpd
+    queue_config 'jobs = 1'
+    local log=$E2E_WORK/qboot.log
+    mapfile -t files < <(queue_files "$SRC/qboot" qboot 8 1)
+    queue_upload_all "$SRC/qboot" "$log"
+    expect_stream_done "$log"
+    local pending
+    pending=$(queue_pending)
+    [ "$pending" -ge 4 ] || fail "only $pending records pending before the reboot"
+    note "rebooting with $pending records pending"
+    printf '%s\n' "${files[@]}" >"$E2E_WORK/qboot.files"
+    touch "$E2E_WORK/reboot"
+}
+
+case_queue_after_reboot() {
+    require_package
+    [ -s "$E2E_WORK/qboot.files" ] || fail "queue-reboot did not run"
+    local -a files
+    mapfile -t files <"$E2E_WORK/qboot.files"
+    ensure_ftpd
+    wait_runs 90 "${files[@]}"
+    sleep 1
+    expect_runs "" "${files[@]}"
+    queue_config
+}
+
+# ---------------------------------------------------------------------------
+# Benchmark (bench/uploadscript-journald.sh; runs only when named in
+# E2E_CASES): N records written into the upload pipe at once, as pure-ftpd
+# writes them, against Debian's C reader and ours (pure-uploadscript.service:
+# journald logging, the queue synced in its state directory), alternated;
+# the program is a compiled one that sleeps BENCH_SLEEP_MS (0: none) and
+# marks the last record; ours runs it with jobs = BENCH_JOBS in process
+# isolation. Prints "BENCH ..." lines.
+case_bench_queue() {
+    require_package
+    ensure_ftpd
+    local n=${BENCH_N:-2000} rounds=${BENCH_ROUNDS:-3} ms=${BENCH_SLEEP_MS:-0} jobs=${BENCH_JOBS:-1} r
+    cts 'mkdir -p /srv/bench-q && echo data > /srv/bench-q/file && echo data > /srv/bench-q/last
+         for i in $(seq 0 $(($1 - 1))); do echo data > /srv/bench-q/f-$i; done
+         cat > /tmp/bench-hook.c <<C
+#include <fcntl.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    size_t n = argc > 1 ? strlen(argv[1]) : 0;
+    struct timespec t = { $2 / 1000, ($2 % 1000) * 1000000L };
+    if ($2 > 0) nanosleep(&t, 0);
+    if (n >= 5 && strcmp(argv[1] + n - 5, "/last") == 0)
+        close(open("/run/bench-q.done", O_CREAT | O_WRONLY, 0644));
+    return 0;
+}
+C
+         cat > /tmp/bench-writer.c <<"C"
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv)
+{
+    int fd = open(argv[1], O_WRONLY);
+    long n = atol(argv[2]);
+    char buf[512];
+    if (fd < 0) { perror("open"); return 1; }
+    for (long i = 0; i <= n; i++) {
+        int len = i < n ? snprintf(buf, sizeof buf, "\002bench\001/srv/bench-q/f-%ld", i)
+                        : snprintf(buf, sizeof buf, "\002bench\001/srv/bench-q/last");
+        if (write(fd, buf, (size_t) len + 1) != len + 1) { perror("write"); return 1; }
+    }
+    return 0;
+}
+C
+         cc -O2 -o /usr/local/bin/bench-q-hook /tmp/bench-hook.c
+         cc -O2 -o /usr/local/bin/bench-q-writer /tmp/bench-writer.c' "$n" "$ms"
+    use_config "run = \"/usr/local/bin/bench-q-hook\"
+isolation = \"process\"
+jobs = $jobs"
+    timed() { # prints ms from the first write to the last record's run
+        cts 'rm -f /run/bench-q.done
+             t0=$(date +%s%N)
+             bench-q-writer "$1" "$2"
+             until [ -e /run/bench-q.done ]; do sleep 0.002; done
+             t1=$(date +%s%N)
+             echo $(((t1 - t0) / 1000000))' "$FIFO" "$n"
+    }
+    local -a cs=() ours=()
+    for ((r = 1; r <= rounds; r++)); do
+        ct systemctl stop "$READER_PATH_UNIT" "$READER_UNIT"
+        ct systemd-run --quiet --unit=bench-q-c /usr/sbin/pure-uploadscript.distrib -r /usr/local/bin/bench-q-hook
+        sleep 0.5
+        cs+=("$(timed)")
+        ct systemctl stop bench-q-c
+        ct systemctl start "$READER_PATH_UNIT" "$READER_UNIT"
+        wait_until 15 "$READER_UNIT to be active" unit_is "$READER_UNIT" active
+        sleep 0.5
+        ours+=("$(timed)")
+        note "round $r: C ${cs[-1]} ms, ours ${ours[-1]} ms for $n records"
+        echo "BENCH round $r c_ms ${cs[-1]} ours_ms ${ours[-1]}"
+    done
+    local cm om
+    cm=$(printf '%s\n' "${cs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    om=$(printf '%s\n' "${ours[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    echo "BENCH median c_ms $cm ours_ms $om ratio $(awk -v a="$om" -v b="$cm" 'BEGIN { printf "%.2f", a / b }') uploads_per_s_c $(awk -v t="$cm" -v n="$n" 'BEGIN { printf "%.1f", (n + 1) * 1000 / t }') uploads_per_s_ours $(awk -v t="$om" -v n="$n" 'BEGIN { printf "%.1f", (n + 1) * 1000 / t }') n $n program_ms $ms jobs $jobs rounds $rounds load $(cut -d' ' -f1-3 /proc/loadavg)"
+    use_config
+}
+
+# ---------------------------------------------------------------------------
+# Benchmark (bench/uploadscript-burst.sh; runs only when named in E2E_CASES):
+# BENCH_N uploads in a burst (BENCH_CLIENTS FTP clients at once, through
+# pure-ftpd) against a program that sleeps BENCH_SLEEP_MS, with Debian's C
+# reader and with ours (jobs = 1, process isolation); for each upload, the
+# time from the end of its data transfer to the server's 226 reply (which
+# pure-ftpd sends once it has written the record into the upload pipe).
+# Prints "BENCH ..." lines: the distribution for each reader, and for ours
+# with a program that does nothing (the no-program value).
+case_bench_burst() {
+    require_package
+    ensure_ftpd
+    local n=${BENCH_N:-2000} clients=${BENCH_CLIENTS:-8} ms=${BENCH_SLEEP_MS:-50}
+    ct_write /usr/local/bin/bench-burst-client 0755 <<'EOF2'
+#!/usr/bin/python3
+# bench-burst-client HOST PORT USER PASSWORD N CLIENTS TAG: N uploads from
+# CLIENTS connections at once; prints the 226 waits' distribution in ms.
+import ftplib, sys, threading, time
+host, port, user, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+n, clients, tag = int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
+waits, lock = [], threading.Lock()
+def client(k):
+    ftp = ftplib.FTP()
+    ftp.connect(host, port, timeout=600)
+    ftp.login(user, password)
+    for i in range(k, n, clients):
+        conn = ftp.transfercmd("STOR burst-%s-%05d.dat" % (tag, i))
+        conn.sendall(b"x" * 64)
+        conn.close()
+        t = time.monotonic()
+        ftp.voidresp()
+        with lock:
+            waits.append((time.monotonic() - t) * 1000)
+    ftp.quit()
+t0 = time.monotonic()
+threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+for t in threads: t.start()
+for t in threads: t.join()
+total = time.monotonic() - t0
+waits.sort()
+q = lambda p: waits[min(len(waits) - 1, int(p * len(waits)))]
+print("%s n %d clients %d burst_s %.2f wait_ms p50 %.2f p90 %.2f p99 %.2f max %.2f"
+      % (tag, len(waits), clients, total, q(0.5), q(0.9), q(0.99), waits[-1]))
+EOF2
+    cts 'cat > /tmp/bench-burst-hook.c <<C
+#include <time.h>
+int main(void)
+{
+    struct timespec t = { 0, $1 * 1000000L };
+    nanosleep(&t, 0);
+    return 0;
+}
+C
+         cc -O2 -o /usr/local/bin/bench-burst-hook /tmp/bench-burst-hook.c' "$ms"
+    burst() { ct -t 900 bench-burst-client 127.0.0.1 "$FTP_PORT" "$FTP_USER" "$FTP_PASS" "$n" "$clients" "$1"; }
+    # Ours with a program that does nothing: the no-program value.
+    use_config 'run = "/bin/true"
+isolation = "process"'
+    echo "BENCH $(burst ours-noop)"
+    # C: one run of the program at a time, the pipe its only queue.
+    ct systemctl stop "$READER_PATH_UNIT" "$READER_UNIT"
+    ct systemd-run --quiet --unit=bench-burst-c /usr/sbin/pure-uploadscript.distrib -r /usr/local/bin/bench-burst-hook
+    sleep 0.5
+    echo "BENCH $(burst c-${ms}ms)"
+    ct systemctl stop bench-burst-c
+    ct systemctl start "$READER_PATH_UNIT"
+    use_config "run = \"/usr/local/bin/bench-burst-hook\"
+isolation = \"process\""
+    echo "BENCH $(burst ours-${ms}ms) queue_after_burst $(queue_pending)"
+    ct systemctl stop "$READER_UNIT"
+    ct rm -f /var/lib/pure-uploadscript/queue
     use_config
 }
