@@ -468,13 +468,10 @@ const CATALOG: [(&str, &str); 14] = [
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70",
         "ftpwho query refused: permission denied",
     ),
-    (
-        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80",
-        "Upload queued: @UPLOAD_FILE@",
-    ),
+    ("5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80", "Uploads queued"),
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81",
-        "Upload program started: @UPLOAD_FILE@",
+        "Upload program started again: @UPLOAD_FILE@",
     ),
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a82",

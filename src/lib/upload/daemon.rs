@@ -619,8 +619,8 @@ impl<'a> MainLoop<'a> {
                 self.apply_others(others);
                 for entry in &entries {
                     self.queue.apply(entry);
-                    events::queued(entry, self.queue.depth());
                 }
+                events::queued(&entries, self.queue.depth());
                 for event in std::mem::take(&mut self.unsaved) {
                     match event {
                         Event::Record(_) => {}
@@ -821,7 +821,11 @@ impl<'a> MainLoop<'a> {
         self.write_or_keep(entries.clone());
         for (entry, job) in entries.iter().zip(jobs) {
             self.queue.apply(entry);
-            events::started(&job);
+            if job.attempt > 1 {
+                // A first run's start is in its end's event
+                // (QUEUE_WAIT_USEC): one journal entry less per upload.
+                events::started(&job);
+            }
             self.workers.submit(job);
         }
         self.status_changed();
@@ -898,16 +902,33 @@ mod events {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
-    pub fn queued(entry: &Entry, depth: usize) {
-        if let Entry::Queued { id, user, file, .. } = entry {
+    /// One event per batch taken from the pipe (one journal entry for a
+    /// burst): the file named when the batch is one record.
+    pub fn queued(entries: &[Entry], depth: usize) {
+        let ids = || entries.iter().map(Entry::id);
+        let (Some(first), Some(last)) = (ids().min(), ids().max()) else {
+            return;
+        };
+        if let [Entry::Queued { user, file, .. }] = entries {
             let file = lossy(file);
             tracing::info!(
                 MESSAGE_ID = message_ids::QUEUED,
-                QUEUE_ID = id,
+                QUEUE_ID = first,
+                QUEUE_COUNT = 1u64,
                 QUEUE_DEPTH = depth as u64,
                 UPLOAD_FILE = file.as_str(),
                 UPLOAD_VUSER = lossy(user).as_str(),
-                "{file}: queued (record {id})"
+                "{file}: queued (record {first})"
+            );
+        } else {
+            tracing::info!(
+                MESSAGE_ID = message_ids::QUEUED,
+                QUEUE_ID = first,
+                QUEUE_ID_LAST = last,
+                QUEUE_COUNT = entries.len() as u64,
+                QUEUE_DEPTH = depth as u64,
+                "{} uploads queued (records {first} to {last})",
+                entries.len()
             );
         }
     }
