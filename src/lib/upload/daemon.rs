@@ -836,11 +836,16 @@ impl<'a> MainLoop<'a> {
     /// the queue takes it), a signal, an ended run, the next retry, or the
     /// next watchdog ping, at most [`IDLE_TICK`].
     fn wait(&mut self) -> Result<(), DaemonError> {
-        if self.queue.depth() > 0 {
+        // While runs go on, the loop waits after each one: STATUS= (a
+        // message systemd handles each time) then goes out once a second;
+        // at once when all is done.
+        let idle = self.queue.depth() == 0 && self.unsaved.is_empty();
+        let second = self.status.sent.elapsed() >= IDLE_TICK;
+        if self.queue.depth() > 0 && second {
             // The oldest age moves on.
             self.status.dirty = true;
         }
-        if self.status.dirty {
+        if self.status.dirty && (idle || second) {
             self.send_status();
         }
         let now = Instant::now();
