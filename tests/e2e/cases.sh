@@ -1321,13 +1321,24 @@ C
     use_config 'run = "/bin/true"
 isolation = "process"'
     echo "BENCH $(burst ours-noop)"
-    # C: one run of the program at a time, the pipe its only queue.
+    # C: one run of the program at a time, the pipe its only queue, at its
+    # default size (a new pipe: pure-ftpd holds the old one, which ours
+    # enlarged).
     ct systemctl stop "$READER_PATH_UNIT" "$READER_UNIT"
+    stop_ftpd
+    ct rm -f "$FIFO"
+    start_ftpd
+    wait_until 10 "pure-ftpd to create $FIFO" ct test -p "$FIFO"
     ct systemd-run --quiet --unit=bench-burst-c /usr/sbin/pure-uploadscript.distrib -r /usr/local/bin/bench-burst-hook
-    sleep 0.5
+    wait_until 15 "an FTP login once the C reader has the pipe" ftp_login
+    echo "BENCH pipe_size_c $(cts 'python3 -c "import fcntl,os; fd=os.open(\"$1\", os.O_RDWR|os.O_NONBLOCK); print(fcntl.fcntl(fd, 1032))"' "$FIFO")"
     echo "BENCH $(burst c-${ms}ms)"
     ct systemctl stop bench-burst-c
-    ct systemctl start "$READER_PATH_UNIT"
+    ct systemctl start "$READER_PATH_UNIT" "$READER_UNIT"
+    wait_until 15 "$READER_UNIT to be active" unit_is "$READER_UNIT" active
+    # What the C reader left in the pipe goes into our queue: not measured.
+    ct systemctl stop "$READER_UNIT"
+    ct rm -f /var/lib/pure-uploadscript/queue
     use_config "run = \"/usr/local/bin/bench-burst-hook\"
 isolation = \"process\""
     echo "BENCH $(burst ours-${ms}ms) queue_after_burst $(queue_pending)"
