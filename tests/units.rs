@@ -15,9 +15,10 @@ mod gen_docs;
 
 mod common;
 use common::UNITS;
-const SERVICES: [&str; 3] = [
+const SERVICES: [&str; 4] = [
     "pure-ftpwho.service",
     "pure-uploadscript.service",
+    "pureftpd-exporter.service",
     "uploadscript@.service",
 ];
 /// The bound every service must meet in `systemd-analyze security`.
@@ -239,7 +240,8 @@ fn both_upload_reader_units_come_from_one_source() {
         values(&service(&template), "ExecStart"),
         ["/usr/sbin/pure-uploadscript --pipe %f"]
     );
-    // Apart from the pipe, the two units run the same way.
+    // Apart from the pipe (and the runtime directory that goes with it),
+    // the two units run the same way.
     let without = |unit: &str, keys: &[&str]| -> Vec<(String, String)> {
         service(unit)
             .into_iter()
@@ -247,8 +249,14 @@ fn both_upload_reader_units_come_from_one_source() {
             .collect()
     };
     assert_eq!(
-        without(&default, &["ExecStart", "ReadWritePaths"]),
-        without(&template, &["ExecStart", "ReadWritePaths"])
+        without(
+            &default,
+            &["ExecStart", "ReadWritePaths", "RuntimeDirectory"]
+        ),
+        without(
+            &template,
+            &["ExecStart", "ReadWritePaths", "RuntimeDirectory"]
+        )
     );
 }
 
@@ -337,6 +345,58 @@ fn responder_runs_unprivileged_behind_a_group_socket() {
 }
 
 #[test]
+fn exporter_listens_everywhere_admits_localhost_and_runs_unprivileged() {
+    let units = generate(&[]);
+    let socket = read(&units.path().join("pureftpd-exporter.socket"));
+    let s = settings(&socket, "Socket");
+    assert_eq!(values(&s, "ListenStream"), ["21021"]);
+    assert_eq!(values(&s, "Accept"), ["no"]);
+    // Kernel-side client filter: localhost until a drop-in adds the scraper.
+    assert_eq!(values(&s, "IPAddressDeny"), ["any"]);
+    assert_eq!(values(&s, "IPAddressAllow"), ["localhost"]);
+    assert_eq!(
+        values(&settings(&socket, "Install"), "WantedBy"),
+        ["sockets.target"]
+    );
+    let service = read(&units.path().join("pureftpd-exporter.service"));
+    let s = settings(&service, "Service");
+    assert_eq!(values(&s, "ExecStart"), ["/usr/sbin/pureftpd-exporter"]);
+    assert_eq!(values(&s, "DynamicUser"), ["yes"]);
+    assert_eq!(values(&s, "CapabilityBoundingSet"), ["CAP_DAC_READ_SEARCH"]);
+    assert_eq!(values(&s, "AmbientCapabilities"), ["CAP_DAC_READ_SEARCH"]);
+    // It only accepts on the passed socket: no network of its own.
+    assert_eq!(values(&s, "PrivateNetwork"), ["yes"]);
+    assert_eq!(values(&s, "RestrictAddressFamilies"), ["AF_UNIX"]);
+    assert_eq!(values(&s, "ReadOnlyPaths"), ["/run"]);
+    // Shipped disabled: neither package enables the socket.
+    let repo = repo();
+    for script in [
+        "packaging/deb/maintainer-scripts/postinst",
+        "packaging/rpm/50-pureftpd-systemd.preset",
+    ] {
+        let text = read(&repo.join(script));
+        assert!(
+            !text.contains("enable pureftpd-exporter"),
+            "{script} enables the exporter"
+        );
+    }
+    // The upload readers publish their counters in a runtime directory kept
+    // across restarts.
+    for (unit, dir) in [
+        ("pure-uploadscript.service", "pure-uploadscript"),
+        ("uploadscript@.service", "uploadscript/%i"),
+    ] {
+        let s = settings(&read(&units.path().join(unit)), "Service");
+        assert_eq!(values(&s, "RuntimeDirectory"), [dir], "{unit}");
+        assert_eq!(
+            values(&s, "RuntimeDirectoryPreserve"),
+            ["restart"],
+            "{unit}"
+        );
+    }
+}
+
+#[test]
 fn generate_places_each_binary_where_asked() {
     let units = generate(&[
         "--sbindir",
@@ -352,6 +412,10 @@ fn generate_places_each_binary_where_asked() {
         .join(" ")
     };
     assert_eq!(exec("pure-ftpwho.service"), "/opt/p/sbin/ftpwhod");
+    assert_eq!(
+        exec("pureftpd-exporter.service"),
+        "/opt/p/sbin/pureftpd-exporter"
+    );
     assert!(exec("pure-uploadscript.service").starts_with("/opt/p/libexec/pure-uploadscript "));
     assert!(exec("uploadscript@.service").starts_with("/opt/p/libexec/pure-uploadscript "));
     let mut names: Vec<String> = std::fs::read_dir(units.path())
@@ -475,6 +539,7 @@ fn gen_docs_renders_a_page_and_completions_per_binary() {
         ("pure-uploadscript", 8),
         ("ftpwhod", 8),
         ("ftpwho-query", 1),
+        ("pureftpd-exporter", 8),
     ] {
         expected.insert(format!("man/{bin}.{section}"));
         expected.insert(format!("completions/bash/{bin}"));

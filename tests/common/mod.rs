@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Every unit file the project ships (`systemd/generate` writes them).
-pub const UNITS: [&str; 6] = [
+pub const UNITS: [&str; 8] = [
     "pure-ftpwho.service",
     "pure-ftpwho.socket",
     "pure-uploadscript.path",
     "pure-uploadscript.service",
+    "pureftpd-exporter.service",
+    "pureftpd-exporter.socket",
     "uploadscript@.path",
     "uploadscript@.service",
 ];

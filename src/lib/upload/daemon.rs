@@ -25,6 +25,7 @@ use crate::cli::uploadscript::{Args, EXIT_IDENTITY, EXIT_PIPE, EXIT_RUNTIME, EXI
 use crate::os::config::ConfigError;
 use crate::os::systemd;
 use crate::upload::audit::{self, Counts};
+use crate::upload::metrics::Publisher;
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
 use crate::upload::pipe::{Event, Parser, DEFAULT_VHOST_DIR};
 use crate::upload::program::{self, HashAlgorithm, Hook, HookConfig, ProgramError};
@@ -534,6 +535,8 @@ fn serve(
 ) -> Result<(), DaemonError> {
     std::env::set_current_dir("/")
         .map_err(|e| DaemonError::Runtime(format!("cannot change directory to /: {e}")))?;
+    // Opened while still root: the runtime directory is root's.
+    let mut metrics = Publisher::for_pipe(&settings.pipe);
     if let Some((uid, gid)) = identity {
         switch_identity(uid, gid)?;
     }
@@ -609,8 +612,12 @@ fn serve(
             }
             Event::Rejected(rejection) => Some((audit::rejected_record(&rejection), None)),
             Event::Record(record) => {
+                metrics.run_starts(reader.fd());
                 let outcome = match hook.run(&record.user, &record.file, &mut sup) {
-                    Ok(report) => audit::ran(&record, program, &report, settings.timeout),
+                    Ok(report) => {
+                        metrics.ran(&report);
+                        audit::ran(&record, program, &report, settings.timeout)
+                    }
                     Err(skip) => audit::skipped_file(&record, &skip),
                 };
                 Some((outcome, Some(record.file)))
@@ -621,6 +628,7 @@ fn serve(
             .commit()
             .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
         if let Some((outcome, file)) = outcome {
+            metrics.record_done(outcome, reader.fd());
             counts.add(outcome, file.as_deref());
             status_dirty = true;
             if status_sent.elapsed() >= Duration::from_secs(1) {
