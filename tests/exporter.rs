@@ -536,3 +536,135 @@ fn configuration_errors_and_check_config() {
         .unwrap();
     assert_eq!(String::from_utf8(again.stdout).unwrap(), text);
 }
+
+/// Every PromQL expression of a Grafana dashboard: the panels' targets and
+/// the template variables' queries.
+fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<String> {
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let targets = panel["targets"].as_array().unwrap();
+        assert!(!targets.is_empty(), "panel {} has no query", panel["title"]);
+        for target in targets {
+            queries.push(target["expr"].as_str().unwrap().to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(query) = variable["query"]["query"].as_str() {
+            queries.push(query.to_owned());
+        }
+    }
+    queries
+}
+
+/// The metric names a PromQL expression mentions (identifiers in our
+/// namespace).
+fn metric_names(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut current = String::new();
+    let mut in_string = false;
+    for c in query.chars().chain(std::iter::once(' ')) {
+        if c == '"' {
+            in_string = !in_string;
+        }
+        if !in_string && (c.is_ascii_alphanumeric() || c == '_' || c == ':') {
+            current.push(c);
+        } else {
+            if current.starts_with("pureftpd_") {
+                names.push(std::mem::take(&mut current));
+            }
+            current.clear();
+        }
+    }
+    names
+}
+
+#[test]
+fn every_dashboard_query_names_served_metrics_and_parses() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(repo.join("packaging/grafana-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let queries = dashboard_queries(&dashboard);
+    assert!(queries.len() >= 8, "{queries:?}");
+
+    // What the exporter serves, every family present.
+    let fixture = Fixture::varied();
+    let exporter = Running::start(fixture.path(), upload_state(), &[]);
+    let body = exporter.get("/metrics", None).body;
+    let served: std::collections::BTreeSet<&str> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.split(['{', ' ']).next().unwrap())
+        .collect();
+    let mut used = std::collections::BTreeSet::new();
+    for query in &queries {
+        let names = metric_names(query);
+        assert!(!names.is_empty(), "{query} names no metric of ours");
+        for name in names {
+            assert!(
+                served.contains(name.as_str()),
+                "{query}: {name} is not served; served: {served:?}"
+            );
+            used.insert(name);
+        }
+    }
+    // The panels the dashboard promises.
+    for family in [
+        "pureftpd_sessions",
+        "pureftpd_user_sessions",
+        "pureftpd_upload_records_total",
+        "pureftpd_upload_program_duration_seconds_bucket",
+        "pureftpd_upload_queue_bytes",
+    ] {
+        assert!(used.contains(family), "no panel uses {family}");
+    }
+    // The name check above can fail.
+    assert_eq!(
+        metric_names("rate(pureftpd_nope_total{a=\"pureftpd_x\"}[5m])"),
+        ["pureftpd_nope_total"]
+    );
+    assert!(!served.contains("pureftpd_nope_total"));
+
+    // Each is valid PromQL once Grafana's variables are filled in: promtool
+    // parses them as recording rules.
+    let dir = tempfile::tempdir().unwrap();
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, query) in queries.iter().enumerate() {
+        let filled = query
+            .replace("$__rate_interval", "5m")
+            .replace("$instance", ".*");
+        let filled = if filled.starts_with("label_values(") {
+            "pureftpd_exporter_build_info".to_owned()
+        } else {
+            filled
+        };
+        rules.push_str(&format!(
+            "      - record: dashboard:query{i}\n        expr: {}\n",
+            serde_json::to_string(&filled).unwrap()
+        ));
+    }
+    let file = dir.path().join("rules.yml");
+    std::fs::write(&file, &rules).unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}\n{rules}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And promtool refuses a broken expression.
+    std::fs::write(
+        &file,
+        "groups:\n  - name: x\n    rules:\n      - record: x:y\n        expr: \"sum(rate(x[5m])\"\n",
+    )
+    .unwrap();
+    let out = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
