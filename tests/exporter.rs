@@ -668,3 +668,30 @@ fn every_dashboard_query_names_served_metrics_and_parses() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn skipped_entries_are_counted_by_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut fixture = Fixture::varied();
+    fixture.add_stale();
+    fixture.add_stale();
+    let odd = fixture.path().join("client-99999999");
+    std::fs::write(&odd, [0u8; 100]).unwrap();
+    std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", fixture.path().join("client-99999998")).unwrap();
+    let exporter = Running::start(fixture.path(), tempfile::tempdir().unwrap(), &[]);
+    let body = exporter.get("/metrics", None).body;
+    for (reason, n) in [
+        ("stale", 2),
+        ("layout", 1),
+        ("not_regular", 1),
+        ("owner", 0),
+        ("unlocked", 0),
+    ] {
+        let line = format!("pureftpd_scoreboard_skipped_entries{{reason=\"{reason}\"}} {n}\n");
+        assert!(body.contains(&line), "{line} missing in\n{body}");
+    }
+    // Stale entries are passed over, never removed.
+    assert_eq!(std::fs::read_dir(fixture.path()).unwrap().count(), 11);
+    assert_promtool_passes(&body);
+}
