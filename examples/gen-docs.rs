@@ -83,7 +83,7 @@ pub fn pages() -> Vec<Page> {
                 ("/etc/pureftpd-exporter.d/*.toml", "Drop-ins read after the main file, in name order."),
                 ("pureftpd-exporter.socket", "The listening socket (TCP port 21021; IPAddressAllow= in a drop-in opens it beyond localhost)."),
                 ("/var/run/pure-ftpd/", "Pure-FTPd's scoreboard, read on every scrape."),
-                ("/run/pure-uploadscript/metrics.json, /run/uploadscript/*/metrics.json", "Counters published by the upload readers."),
+                ("/var/lib/pure-uploadscript/metrics.json, /var/lib/uploadscript/*/metrics.json", "Counters published by the upload readers."),
                 ("/usr/share/doc/pureftpd-systemd/examples/grafana-dashboard.json", "A Grafana dashboard of these metrics."),
             ],
             see_also: &["pure-uploadscript(8)", "ftpwhod(8)", "systemd.socket(5)", "prometheus(1)"],

@@ -249,13 +249,10 @@ fn both_upload_reader_units_come_from_one_source() {
             .collect()
     };
     assert_eq!(
-        without(
-            &default,
-            &["ExecStart", "ReadWritePaths", "RuntimeDirectory"]
-        ),
+        without(&default, &["ExecStart", "ReadWritePaths", "StateDirectory"]),
         without(
             &template,
-            &["ExecStart", "ReadWritePaths", "RuntimeDirectory"]
+            &["ExecStart", "ReadWritePaths", "StateDirectory"]
         )
     );
 }
@@ -380,20 +377,20 @@ fn exporter_listens_everywhere_admits_localhost_and_runs_unprivileged() {
             "{script} enables the exporter"
         );
     }
-    // The upload readers publish their counters in a runtime directory kept
-    // across restarts.
+    // The upload readers publish their counters in a state directory, where
+    // the exporter looks by default.
     for (unit, dir) in [
         ("pure-uploadscript.service", "pure-uploadscript"),
         ("uploadscript@.service", "uploadscript/%i"),
     ] {
         let s = settings(&read(&units.path().join(unit)), "Service");
-        assert_eq!(values(&s, "RuntimeDirectory"), [dir], "{unit}");
-        assert_eq!(
-            values(&s, "RuntimeDirectoryPreserve"),
-            ["restart"],
-            "{unit}"
-        );
+        assert_eq!(values(&s, "StateDirectory"), [dir], "{unit}");
     }
+    let defaults = pureftpd_systemd::metrics::settings::DEFAULT_UPLOAD_STATE_DIRS;
+    assert_eq!(
+        defaults,
+        ["/var/lib/pure-uploadscript", "/var/lib/uploadscript"]
+    );
 }
 
 #[test]

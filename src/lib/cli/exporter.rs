@@ -77,8 +77,8 @@ pub struct Args {
     pub request_timeout: Option<f64>,
 
     /// A directory of upload readers' state files; repeat for several
-    /// [config: upload_state_dirs; default /run/pure-uploadscript and
-    /// /run/uploadscript].
+    /// [config: upload_state_dirs; default /var/lib/pure-uploadscript and
+    /// /var/lib/uploadscript].
     #[arg(long, value_name = "DIR")]
     pub upload_state_dir: Vec<PathBuf>,
 

@@ -9,7 +9,7 @@
 //! max_connections = 16      # served at once; more get 503
 //! scoreboard = "/var/run/pure-ftpd"
 //! layout = "auto"           # as in ftpwhod.toml
-//! upload_state_dirs = ["/run/pure-uploadscript", "/run/uploadscript"]
+//! upload_state_dirs = ["/var/lib/pure-uploadscript", "/var/lib/uploadscript"]
 //! ```
 //!
 //! The address is not a setting: systemd listens (`pureftpd-exporter.socket`,
@@ -40,9 +40,10 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 16;
 /// Default number of accounts in `pureftpd_user_sessions`.
 pub const DEFAULT_TOP_USERS: usize = 10;
 /// Where upload readers publish their state files by default: the
-/// runtime directories of `pure-uploadscript.service` and of the
+/// state directories of `pure-uploadscript.service` and of the
 /// `uploadscript@.service` instances (one subdirectory each).
-pub const DEFAULT_UPLOAD_STATE_DIRS: [&str; 2] = ["/run/pure-uploadscript", "/run/uploadscript"];
+pub const DEFAULT_UPLOAD_STATE_DIRS: [&str; 2] =
+    ["/var/lib/pure-uploadscript", "/var/lib/uploadscript"];
 
 /// One configuration file's worth of settings; every field optional.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -198,8 +199,8 @@ mod tests {
         assert_eq!(
             s.upload_state_dirs,
             [
-                PathBuf::from("/run/pure-uploadscript"),
-                PathBuf::from("/run/uploadscript")
+                PathBuf::from("/var/lib/pure-uploadscript"),
+                PathBuf::from("/var/lib/uploadscript")
             ]
         );
     }

@@ -535,7 +535,7 @@ fn serve(
 ) -> Result<(), DaemonError> {
     std::env::set_current_dir("/")
         .map_err(|e| DaemonError::Runtime(format!("cannot change directory to /: {e}")))?;
-    // Opened while still root: the runtime directory is root's.
+    // Opened while still root: the state directory is root's.
     let mut metrics = Publisher::for_pipe(&settings.pipe);
     if let Some((uid, gid)) = identity {
         switch_identity(uid, gid)?;

@@ -3,8 +3,8 @@
 //! The reader keeps its counters in memory and rewrites them, as one JSON
 //! document, in a state file after each record (and when a program starts),
 //! so that `pureftpd-exporter` serves them without reading the journal back.
-//! The file is `$RUNTIME_DIRECTORY/metrics.json` (the unit's
-//! `RuntimeDirectory=`); without `RUNTIME_DIRECTORY` nothing is published.
+//! The file is `$STATE_DIRECTORY/metrics.json` (the unit's
+//! `StateDirectory=`); without `STATE_DIRECTORY` nothing is published.
 //!
 //! The file is opened (created, mode 0644) while the reader is still root,
 //! before it switches to the `-u`/`-g` identity, which could not write in a
@@ -13,13 +13,13 @@
 //! so they never see half a document.
 //!
 //! Across restarts: a new reader that finds a valid document of the same
-//! [`FORMAT_VERSION`] for the same pipe carries its counters on (the units
-//! keep the directory across restarts with `RuntimeDirectoryPreserve=restart`)
-//! and counts the restart; when the earlier reader died with a program
-//! running, that record's program runs again and the run is counted in
-//! `retries`. When the unit is stopped (or the machine reboots) the
-//! directory goes and the counters start again at zero; Prometheus' `rate()`
-//! and `increase()` handle such resets, and `start_time` tells them apart.
+//! [`FORMAT_VERSION`], for the same pipe and written since the machine
+//! booted (same `boot_id`), carries its counters on and counts the
+//! restart; when the earlier reader died with a program running, that
+//! record's program runs again (the record was still in the pipe) and the
+//! run is counted in `retries`. After a reboot the counters start again at
+//! zero, as the pipe's content is gone too; Prometheus' `rate()` and
+//! `increase()` handle such resets, and `start_time` tells them apart.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -38,7 +38,7 @@ use crate::upload::program::Report;
 /// another version ignores the file.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// Name of the state file in the runtime directory.
+/// Name of the state file in the state directory.
 pub const FILE_NAME: &str = "metrics.json";
 
 /// Upper bounds, in seconds, of the buckets of the program run time
@@ -57,6 +57,9 @@ pub struct UploadCounters {
     pub pipe: String,
     /// The reader's package version.
     pub build_version: String,
+    /// The kernel's boot id when the document was written.
+    #[serde(default)]
+    pub boot_id: String,
     /// When the running reader started, seconds since the epoch.
     pub start_time: f64,
     /// Readers started on this file before the running one.
@@ -92,6 +95,7 @@ impl UploadCounters {
             version: FORMAT_VERSION,
             pipe: pipe.to_string_lossy().into_owned(),
             build_version: env!("CARGO_PKG_VERSION").to_owned(),
+            boot_id: boot_id(),
             start_time,
             duration_buckets: vec![0; DURATION_BUCKETS.len()],
             ..UploadCounters::default()
@@ -113,13 +117,16 @@ impl UploadCounters {
     }
 
     /// The counters a new reader of `pipe` goes on with after `previous`,
-    /// the document an earlier reader left: its totals, one more restart,
-    /// and a retry if it died while a program ran.
+    /// the document an earlier reader left (in this boot): its totals, one
+    /// more restart, and a retry if it died while a program ran.
     pub fn carried_on(previous: Option<UploadCounters>, pipe: &Path, start_time: f64) -> Self {
         let mut next = UploadCounters::new(pipe, start_time);
-        if let Some(old) = previous.filter(|old| old.pipe == next.pipe) {
+        if let Some(old) =
+            previous.filter(|old| old.pipe == next.pipe && old.boot_id == next.boot_id)
+        {
             next = UploadCounters {
                 build_version: next.build_version,
+                boot_id: next.boot_id,
                 start_time,
                 restarts: old.restarts + 1,
                 retries: old.retries + old.in_flight,
@@ -202,6 +209,13 @@ fn pending_bytes(fd: BorrowedFd<'_>) -> u64 {
     }
 }
 
+/// The kernel's id of this boot, "" when unknown.
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
 fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -219,11 +233,11 @@ pub struct Publisher {
 
 impl Publisher {
     /// Publishes the counters of the reader of `pipe` in the unit's
-    /// runtime directory (`RUNTIME_DIRECTORY`, the first if several), or
+    /// state directory (`STATE_DIRECTORY`, the first if several), or
     /// nowhere. Call it before dropping privileges. A file that cannot be
     /// written is logged, not fatal: uploads go on without metrics.
     pub fn for_pipe(pipe: &Path) -> Publisher {
-        let dir = std::env::var_os("RUNTIME_DIRECTORY").and_then(|v| {
+        let dir = std::env::var_os("STATE_DIRECTORY").and_then(|v| {
             v.to_str()
                 .and_then(|s| s.split(':').next())
                 .map(PathBuf::from)
@@ -376,8 +390,14 @@ mod tests {
         assert_eq!((next.restarts, next.retries), (1, 1));
         assert_eq!((next.in_flight, next.queue_bytes), (0, 0));
         assert_eq!(next.start_time, 20.0);
-        // Another pipe's file, or none: from zero.
-        let other = UploadCounters::carried_on(Some(old), Path::new("/x"), 20.0);
+        // Another pipe's file, another boot's, or none: from zero.
+        let other = UploadCounters::carried_on(Some(old.clone()), Path::new("/x"), 20.0);
+        assert_eq!((other.processed, other.restarts), (0, 0));
+        let rebooted = UploadCounters {
+            boot_id: "another boot".into(),
+            ..old
+        };
+        let other = UploadCounters::carried_on(Some(rebooted), pipe(), 20.0);
         assert_eq!((other.processed, other.restarts), (0, 0));
         assert_eq!(
             UploadCounters::carried_on(None, pipe(), 1.0),
