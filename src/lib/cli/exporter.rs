@@ -19,7 +19,7 @@ const AFTER_HELP: &str = "\
 Serves GET /metrics (Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when
 the Accept header prefers it); every other path gets 404, every other method
 405. Sessions come from the scoreboard, upload counters from the state files
-the upload readers publish (metrics.json in their runtime directories).
+the upload readers publish (metrics.json in their state directories).
 
 Configuration: /etc/pureftpd-exporter.toml if it exists, then
 /etc/pureftpd-exporter.d/*.toml in name order. --config FILE replaces the
