@@ -66,6 +66,7 @@ pub mod text;
 pub mod xml;
 
 pub use calc::percentage;
+pub use resolve::{HostNames, Lookup, Names};
 
 /// A session ready to print: an [`Entry`] with its addresses resolved and
 /// its times made relative to "now", and the sizes `pure-ftpwho` passes to
@@ -307,6 +308,16 @@ impl SessionBuilder {
             now,
             filter,
             resolver: resolve::Resolver::new(numeric),
+        }
+    }
+
+    /// Sessions at time `now`, host names taken from `names` (found
+    /// beforehand), numeric addresses for the others.
+    pub fn with_names(now: i64, names: HostNames, filter: Filter) -> SessionBuilder {
+        SessionBuilder {
+            now,
+            filter,
+            resolver: resolve::Resolver::with_names(names),
         }
     }
 
