@@ -188,6 +188,11 @@ impl Answer {
         }
     }
 
+    /// The scan this answer is rendered from, until it is all rendered.
+    pub fn snapshot(&self) -> Option<&Arc<Snapshot>> {
+        self.listing.as_ref().map(|l| &l.snapshot)
+    }
+
     /// Renders more while less than [`BUFFER`] is pending.
     fn fill(&mut self) {
         let Some(listing) = &mut self.listing else {

@@ -10,7 +10,9 @@
 //! once); one deadline per request (`request_timeout`) covers its arrival
 //! and the writing of its whole answer; a request line is at most
 //! `max_request_bytes`. Refusals are logged at most ten per ten seconds,
-//! with the count of those suppressed. After a burst, when nothing is
+//! with the count of those suppressed. Clients that do not read their
+//! answer keep no worker; the scans their answers are rendered from are
+//! bounded in memory ([`PARKED_MEMORY`]). After a burst, when nothing is
 //! being answered, the allocator gives its free memory back.
 
 use std::collections::HashMap;
@@ -52,6 +54,36 @@ pub struct Summary {
 pub struct Server {
     listener: UnixListener,
     shared: Arc<Shared>,
+}
+
+/// The most memory the scans kept for clients that do not read their
+/// answers may hold; past it, the oldest of those clients are cut off.
+pub const PARKED_MEMORY: usize = 32 * 1024 * 1024;
+
+/// Cuts off the clients that do not read, oldest request first, while the
+/// scans they keep hold more than [`PARKED_MEMORY`].
+fn bound_parked(parked: &mut HashMap<u64, (Conn, Answer)>) {
+    loop {
+        let mut seen = std::collections::HashSet::new();
+        let held: usize = parked
+            .values()
+            .filter_map(|(_, answer)| answer.snapshot())
+            .filter(|s| seen.insert(Arc::as_ptr(s)))
+            .map(|s| s.bytes())
+            .sum();
+        if held <= PARKED_MEMORY {
+            return;
+        }
+        let Some(oldest) = parked
+            .iter()
+            .filter(|(_, (_, answer))| answer.snapshot().is_some())
+            .min_by_key(|(_, (conn, _))| conn.deadline)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        parked.remove(&oldest);
+    }
 }
 
 /// Workers: one per processor, at least two.
@@ -240,6 +272,7 @@ impl Server {
                     },
                     Back::Park(conn, answer) => {
                         parked.insert(next_id, (conn, answer));
+                        bound_parked(&mut parked);
                     }
                 }
             }

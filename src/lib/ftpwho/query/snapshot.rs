@@ -91,6 +91,11 @@ impl Snapshot {
         });
     }
 
+    /// The memory it holds, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.records.capacity() * std::mem::size_of::<Record>() + self.names.capacity()
+    }
+
     /// How many sessions.
     pub fn len(&self) -> usize {
         self.records.len()
