@@ -898,7 +898,12 @@ fn clients_up_to_the_limit_are_never_told_busy() {
         })
         .collect();
     let busy: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-    assert_eq!(busy, 0, "busy answers below max_connections");
+    assert_eq!(
+        busy,
+        0,
+        "busy answers below max_connections: {}",
+        responder.log_text()
+    );
 }
 
 /// Perl: opens ARGV[1] connections to ARGV[0] and keeps them open, idle.

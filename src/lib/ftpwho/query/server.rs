@@ -277,10 +277,7 @@ impl Server {
                 }
             }
             if listener_ready {
-                for conn in self.accept_ready()? {
-                    next_id += 1;
-                    reading.insert(next_id, conn);
-                }
+                self.accept_ready(&mut reading, &mut next_id)?;
             }
         }
     }
@@ -332,12 +329,17 @@ impl Server {
         }
     }
 
-    fn accept_ready(&self) -> io::Result<Vec<Conn>> {
-        let mut accepted = Vec::new();
+    /// Accepts the waiting connections into `reading`.
+    fn accept_ready(&self, reading: &mut HashMap<u64, Conn>, next_id: &mut u64) -> io::Result<()> {
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => accepted.extend(self.admit(stream)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(accepted),
+                Ok((stream, _)) => {
+                    if let Some(conn) = self.admit(stream, reading) {
+                        *next_id += 1;
+                        reading.insert(*next_id, conn);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // The peer went away before we took it, or we are short of
                 // descriptors: keep serving the others.
@@ -348,7 +350,7 @@ impl Server {
                     ) =>
                 {
                     tracing::warn!(%e, "accept failed");
-                    return Ok(accepted);
+                    return Ok(());
                 }
                 Err(e) => return Err(e),
             }
@@ -356,7 +358,10 @@ impl Server {
     }
 
     /// A new connection with its slot, or `None` after telling it why not.
-    fn admit(&self, stream: UnixStream) -> Option<Conn> {
+    /// When no slot is free, the connections waiting for a request whose
+    /// client has closed are closed first: only clients really connected
+    /// count.
+    fn admit(&self, stream: UnixStream, reading: &mut HashMap<u64, Conn>) -> Option<Conn> {
         let shared = &self.shared;
         shared.counters.connections.fetch_add(1, Ordering::SeqCst);
         let _ = stream.set_nonblocking(true);
@@ -373,7 +378,11 @@ impl Server {
                 return None;
             }
         };
-        match shared.slots.take(peer.uid) {
+        let mut slot = shared.slots.take(peer.uid);
+        if slot.is_err() && reap_closed(reading) {
+            slot = shared.slots.take(peer.uid);
+        }
+        match slot {
             Ok(slot) => {
                 let access = peer.access(shared.group_gid, shared.settings.per_user_view);
                 Some(Conn::new(stream, peer, access, slot, Arc::clone(shared)))
@@ -400,6 +409,33 @@ impl Server {
             }
         }
     }
+}
+
+/// Closes the connections whose client has gone (hung up, not merely shut
+/// down its side); true when there were some.
+fn reap_closed(reading: &mut HashMap<u64, Conn>) -> bool {
+    let ids: Vec<u64> = reading.keys().copied().collect();
+    let mut fds: Vec<PollFd> = ids
+        .iter()
+        .map(|id| PollFd::new(reading[id].stream.as_fd(), PollFlags::POLLIN))
+        .collect();
+    if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+        return false;
+    }
+    let gone: Vec<u64> = ids
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    drop(fds);
+    for id in &gone {
+        reading.remove(id);
+    }
+    !gone.is_empty()
 }
 
 /// Answers `error` without waiting on the peer (a short line fits in the
