@@ -1374,3 +1374,69 @@ fn memory_goes_back_after_a_burst() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Host names are waited for a bounded time, then printed numerically:
+/// with a name server that never answers (in a private network
+/// namespace), five addresses take about a second, not a minute.
+#[test]
+fn host_names_are_waited_for_a_bounded_time_then_printed_numerically() {
+    let mut fixture = Fixture::empty();
+    for i in 1..=5 {
+        fixture.add(entry(
+            pureftpd_systemd::ftpwho::scoreboard::State::Idle,
+            b"alice",
+            &format!("198.51.100.{i}:4000"),
+            "198.51.100.254:21",
+            5,
+        ));
+    }
+    let dir = open_tempdir();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n",
+    )
+    .unwrap();
+    let socket = dir.path().join("ftpwho.sock");
+    // The name server: a UDP socket that reads nothing, and goes when the
+    // responder goes.
+    let script = r#"ip link set lo up && mount --bind "$1" /etc/resolv.conf && shift &&
+        perl -MIO::Socket::INET -e '
+            my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:53", Proto => "udp") or die "bind: $!";
+            my $p = getppid(); sleep 1 while getppid() == $p;' &
+        sleep 0.3; exec "$@""#;
+    let launcher = [
+        OsStr::new("unshare"),
+        "--net".as_ref(),
+        "--mount".as_ref(),
+        "--propagation".as_ref(),
+        "private".as_ref(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        script.as_ref(),
+        "sh".as_ref(),
+        resolv.as_os_str(),
+    ];
+    let _responder = KillOnDrop(
+        ftpwhod_command(launcher, dir.path(), fixture.path())
+            .arg("--listen")
+            .arg(&socket)
+            .args(["--idle-timeout", "60", "--request-timeout", "30"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_socket(&socket);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let out = run_query(&socket, &["-s", "--timeout", "40"], None);
+        let took = started.elapsed();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        for i in 1..=5 {
+            assert!(text.contains(&format!("|198.51.100.{i}|")), "{text}");
+        }
+        assert!(took < Duration::from_secs(4), "took {took:?}");
+    }
+}

@@ -207,8 +207,16 @@ impl Answer {
     }
 
     /// Writes as much as the socket takes without blocking, rendering as
-    /// it goes; `Err(TimedOut)` past `deadline`.
-    pub fn write_to(&mut self, stream: &UnixStream, deadline: Instant) -> io::Result<Progress> {
+    /// it goes; `Err(TimedOut)` past `deadline`. `hold` (the connection's
+    /// slot) is dropped just before the last bytes are written: a client
+    /// that has read its whole answer may reconnect at once and find its
+    /// slot free.
+    pub fn write_to<T>(
+        &mut self,
+        stream: &UnixStream,
+        deadline: Instant,
+        hold: &mut Option<T>,
+    ) -> io::Result<Progress> {
         let mut stream = stream;
         loop {
             if self.sent == self.out.len() {
@@ -222,6 +230,9 @@ impl Answer {
                 }
                 self.fill();
                 continue;
+            }
+            if self.listing.is_none() {
+                drop(hold.take());
             }
             match stream.write(&self.out[self.sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),

@@ -292,11 +292,10 @@ fn work_forever(shared: &Shared, queues: &Queues) {
 /// Writes `answer` as far as the client takes it. `None` when the
 /// connection is to be closed.
 fn drive(shared: &Shared, mut conn: Conn, mut answer: Answer) -> Option<Back> {
-    match answer.write_to(&conn.stream, conn.deadline) {
+    // The slot is freed as the answer's last bytes go.
+    match answer.write_to(&conn.stream, conn.deadline, &mut conn.slot) {
         Ok(Progress::Done) => {
             conn.answered += 1;
-            // The slot is free as soon as the answer is written.
-            conn.slot = None;
             conn.deadline = Instant::now() + shared.settings.request_timeout;
             (!conn.eof).then_some(Back::Read(conn))
         }
