@@ -77,7 +77,10 @@ fn run_command(command: &[String]) -> Outcome {
     }
 }
 
-fn load(clients: usize, seconds: f64, query: Arc<dyn Fn(&mut [u8]) -> Outcome + Send + Sync>) {
+/// One query, given a read buffer.
+type Query = Arc<dyn Fn(&mut [u8]) -> Outcome + Send + Sync>;
+
+fn load(clients: usize, seconds: f64, query: Query) {
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let threads: Vec<_> = (0..clients)

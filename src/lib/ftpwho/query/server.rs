@@ -62,7 +62,7 @@ pub const PARKED_MEMORY: usize = 32 * 1024 * 1024;
 
 /// Cuts off the clients that do not read, oldest request first, while the
 /// scans they keep hold more than [`PARKED_MEMORY`].
-fn bound_parked(parked: &mut HashMap<u64, (Conn, Answer)>) {
+fn bound_parked(parked: &mut HashMap<u64, (Conn, Box<Answer>)>) {
     loop {
         let mut seen = std::collections::HashSet::new();
         let held: usize = parked
@@ -148,7 +148,7 @@ impl Server {
         wake_read.set_nonblocking(true)?;
         let pool = Pool::start(&self.shared, worker_threads(), wake_write)?;
         let mut reading: HashMap<u64, Conn> = HashMap::new();
-        let mut parked: HashMap<u64, (Conn, Answer)> = HashMap::new();
+        let mut parked: HashMap<u64, (Conn, Box<Answer>)> = HashMap::new();
         let mut next_id = 0u64;
         let mut trimmed = true;
         systemd::notify_ready(&self.status_line());

@@ -171,7 +171,7 @@ pub enum Job {
     /// Answer this request line.
     Request(Conn, Vec<u8>),
     /// Go on writing this answer (the client reads again).
-    Resume(Conn, Answer),
+    Resume(Conn, Box<Answer>),
     /// Answer a request from this scan.
     Scanned(Waiting, Arc<Snapshot>),
 }
@@ -181,7 +181,7 @@ pub enum Back {
     /// Answered: wait for the next request.
     Read(Conn),
     /// The client does not read: wait until it does.
-    Park(Conn, Answer),
+    Park(Conn, Box<Answer>),
 }
 
 /// A request waiting for a scan.
@@ -269,7 +269,7 @@ fn work_forever(shared: &Shared, queues: &Queues) {
         };
         let outcome = match job {
             Job::Request(conn, line) => request(shared, queues, conn, &line),
-            Job::Resume(conn, answer) => Some(drive(shared, conn, answer)),
+            Job::Resume(conn, answer) => Some(drive(shared, conn, *answer)),
             Job::Scanned(waiting, snapshot) => Some(from_snapshot(shared, waiting, &snapshot)),
         };
         match outcome {
@@ -299,7 +299,9 @@ fn drive(shared: &Shared, mut conn: Conn, mut answer: Answer) -> Option<Back> {
             conn.deadline = Instant::now() + shared.settings.request_timeout;
             (!conn.eof).then_some(Back::Read(conn))
         }
-        Ok(Progress::Blocked) if Instant::now() < conn.deadline => Some(Back::Park(conn, answer)),
+        Ok(Progress::Blocked) if Instant::now() < conn.deadline => {
+            Some(Back::Park(conn, Box::new(answer)))
+        }
         Ok(Progress::Blocked) | Err(_) => None,
     }
 }
