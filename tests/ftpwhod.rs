@@ -1400,7 +1400,8 @@ fn host_names_are_waited_for_a_bounded_time_then_printed_numerically() {
     let socket = dir.path().join("ftpwho.sock");
     // The name server: a UDP socket that reads nothing, and goes when the
     // responder goes.
-    let script = r#"ip link set lo up && mount --bind "$1" /etc/resolv.conf && shift &&
+    let script = r#"ip link set lo up && mount --bind "$1" /etc/resolv.conf || exit 1
+        shift
         perl -MIO::Socket::INET -e '
             my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:53", Proto => "udp") or die "bind: $!";
             my $p = getppid(); sleep 1 while getppid() == $p;' &
