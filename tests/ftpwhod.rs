@@ -874,23 +874,34 @@ fn is_busy(line: &str) -> bool {
 }
 
 /// Clients that reconnect at once after their answer never count twice:
-/// as many closed-loop clients as `max_connections` are all served.
+/// as many closed-loop clients as `max_connections`, each closing as soon
+/// as it has its answer line (as `ftpwho-query` does), are all served.
 #[test]
 fn clients_up_to_the_limit_are_never_told_busy() {
     let fixture = Fixture::many(300);
-    let responder = Responder::start(fixture.path(), &["--max-connections", "8"]);
-    let threads: Vec<_> = (0..8)
+    let responder = Responder::start(
+        fixture.path(),
+        &["--max-connections", "16", "--request-timeout", "30"],
+    );
+    let threads: Vec<_> = (0..16)
         .map(|_| {
             let socket = responder.socket.clone();
             std::thread::spawn(move || {
                 let mut busy = 0;
-                for _ in 0..40 {
-                    let lines = raw_exchange(&socket, &list_line("json"));
-                    assert_eq!(lines.len(), 1);
-                    if is_busy(&lines[0]) {
+                for i in 0..60 {
+                    let format = if i % 2 == 0 { "json" } else { "shell" };
+                    let stream = UnixStream::connect(&socket).unwrap();
+                    let line = pureftpd_systemd::ftpwho::query::client::exchange(
+                        &stream,
+                        &list_line(format),
+                    )
+                    .unwrap();
+                    drop(stream);
+                    let line = String::from_utf8(line).unwrap();
+                    if is_busy(&line) {
                         busy += 1;
                     } else {
-                        assert!(answer(&lines[0]).ok, "{}", lines[0]);
+                        assert!(answer(&line).ok, "{line}");
                     }
                 }
                 busy
