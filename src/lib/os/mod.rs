@@ -2,9 +2,10 @@
 //! service manager's notifications and descriptors ([`systemd`]), logging to
 //! the journal ([`journal`]), configuration files with drop-in directories
 //! ([`config`]), the daemon process itself (stdio, fork, stop signals,
-//! identity, pid file: [`process`]), descriptor helpers ([`fd`]) and the
-//! file-system calls of the scoreboard reader ([`fs`]: directory streams,
-//! `openat`, the clock, `SIGPIPE`).
+//! identity, pid file: [`process`]), descriptor helpers ([`fd`]), and the
+//! safe wrappers of the few raw calls: file system ([`fs`]: directory
+//! streams, `openat`, the clock, `SIGPIPE`), sockets ([`net`]:
+//! `getnameinfo`, peer groups) and the allocator ([`memory`]).
 //! Nothing here knows about FTP. System calls that need `unsafe` go here,
 //! each with the reason it is sound.
 
@@ -12,5 +13,7 @@ pub mod config;
 pub mod fd;
 pub mod fs;
 pub mod journal;
+pub mod memory;
+pub mod net;
 pub mod process;
 pub mod systemd;
