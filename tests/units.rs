@@ -381,7 +381,7 @@ fn generate_rejects_bad_arguments() {
 }
 
 /// The MESSAGE_IDs the daemons log with, and the subject of each.
-const CATALOG: [(&str, &str); 5] = [
+const CATALOG: [(&str, &str); 6] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60",
         "Upload processed: @UPLOAD_FILE@",
@@ -398,6 +398,10 @@ const CATALOG: [(&str, &str); 5] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70",
         "ftpwho query refused: permission denied",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a71",
+        "ftpwho query refused: the responder is busy",
     ),
 ];
 
@@ -513,4 +517,37 @@ fn gen_docs_renders_a_page_and_completions_per_binary() {
             assert!(body.contains(name.trim_start_matches('_').trim_end_matches(".fish")));
         }
     }
+}
+
+/// Every `MESSAGE_ID` the code logs with has an entry in the journal
+/// catalog, and the catalog explains no id the code does not use.
+#[test]
+fn the_catalog_explains_every_message_id_and_only_those() {
+    fn ids_in(text: &str) -> BTreeSet<String> {
+        text.split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|w| w.len() == 32 && w.starts_with("5e1a2f8c"))
+            .map(str::to_owned)
+            .collect()
+    }
+    fn sources(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&read(&path));
+            }
+        }
+    }
+    let mut code = String::new();
+    sources(&repo().join("src"), &mut code);
+    let used = ids_in(&code);
+    let catalog = read(&repo().join("systemd/pureftpd-systemd.catalog"));
+    let explained: BTreeSet<String> = catalog
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- "))
+        .map(str::to_owned)
+        .collect();
+    assert!(used.len() >= 6, "message ids found in the code: {used:?}");
+    assert_eq!(used, explained, "code (left) and catalog (right) differ");
 }
