@@ -11,9 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Every unit file the project ships (`systemd/generate` writes them).
-pub const UNITS: [&str; 6] = [
+pub const UNITS: [&str; 10] = [
     "pure-ftpwho.service",
     "pure-ftpwho.socket",
+    "pure-uploadscript-run-strict.socket",
+    "pure-uploadscript-run-strict@.service",
+    "pure-uploadscript-run.socket",
+    "pure-uploadscript-run@.service",
     "pure-uploadscript.path",
     "pure-uploadscript.service",
     "uploadscript@.path",

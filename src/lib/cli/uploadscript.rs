@@ -7,6 +7,7 @@ use clap::Parser;
 
 use crate::upload::daemon::DaemonError;
 use crate::upload::hash::Hash;
+use crate::upload::limits::{Isolation, Profile};
 use crate::upload::settings::{Id, Overrides, SettingsError, Timeout, UploadscriptConfig};
 
 /// `pure-uploadscript`'s exit statuses (listed in `--help`).
@@ -60,6 +61,7 @@ impl From<&SettingsError> for ExitStatus {
             | SettingsError::UnknownUser(_)
             | SettingsError::UnknownGroup(_)
             | SettingsError::Lookup { .. }
+            | SettingsError::Isolation(_)
             | SettingsError::Path { .. } => ExitStatus::Usage,
         }
     }
@@ -69,7 +71,7 @@ impl From<&DaemonError> for ExitStatus {
     fn from(error: &DaemonError) -> Self {
         match error {
             DaemonError::Program(_) => ExitStatus::Usage,
-            DaemonError::Pipe(_) => ExitStatus::Pipe,
+            DaemonError::Pipe(_) | DaemonError::Lock(_) => ExitStatus::Pipe,
             DaemonError::Identity(_) | DaemonError::PidFile { .. } => ExitStatus::Identity,
             DaemonError::ListenFds(_)
             | DaemonError::Fork(_)
@@ -104,7 +106,16 @@ directory, if any, replaces the second. Each must be a regular file (or a
 link to one) of at most 1 MiB.
 Keys: run, uid, gid, pipe, pidfile, daemonize, timeout, hash, keep_env,
 capture_output, vhost_dir (where IP:/path names are mapped, default
-/etc/pure-ftpd/pure-ftpd). Options given here win.
+/etc/pure-ftpd/pure-ftpd), isolation, profile, memory_max, cpu_quota,
+tasks_max (see below). Options given here win.
+
+Under systemd, when pure-uploadscript-run.socket listens, each run is a
+unit of its own (isolation = \"unit\"): pure-uploadscript-run@.service
+takes the program, uid, gid, timeout, hash, keep_env, capture_output and
+the limits memory_max, cpu_quota, tasks_max from the configuration files
+(not from this command line: -r, -u, -g, --timeout, --hash, --keep-env or
+--capture-output given here mean isolation = \"process\"); profile =
+\"strict\" runs it read-only, without network or capabilities.
 
 Under systemd (NOTIFY_SOCKET set, or INVOCATION_ID with systemd as the
 parent) the daemon stays in the
@@ -187,6 +198,16 @@ pub struct Args {
     /// Log a checksum of each file [default: none]
     #[arg(long, value_name = "ALGORITHM")]
     pub hash: Option<Hash>,
+
+    /// Run the program in a unit of its own per upload, or as a child
+    /// process [default: unit under systemd when pure-uploadscript-run.socket
+    /// listens, process otherwise]
+    #[arg(long, value_name = "WHERE")]
+    pub isolation: Option<Isolation>,
+
+    /// Serve one run for pure-uploadscript-run@.service (internal)
+    #[arg(long, value_name = "PROFILE", hide = true)]
+    pub run_instance: Option<Profile>,
 }
 
 impl From<Args> for Overrides {
@@ -208,6 +229,8 @@ impl From<Args> for Overrides {
                 keep_env: flag(args.keep_env),
                 capture_output: flag(args.capture_output),
                 vhost_dir: None,
+                isolation: args.isolation,
+                ..Default::default()
             },
         }
     }
@@ -278,6 +301,7 @@ mod tests {
             "--keep-env",
             "--capture-output",
             "--hash",
+            "--isolation",
         ] {
             assert!(help.contains(opt), "{opt} missing");
         }

@@ -19,6 +19,8 @@
 //! | `SCRIPT_DURATION_USEC` | the program was started |
 //! | `SCRIPT_TIMEOUT_USEC` | the program timed out |
 //! | `SCRIPT_STDOUT`, `SCRIPT_STDERR` | output captured and not empty (its end) |
+//! | `SCRIPT_UNIT`, `SCRIPT_CPU_USEC`, `SCRIPT_MEMORY_PEAK` | the program ran in a unit of its own: the unit, CPU time, peak memory in bytes |
+//! | `SCRIPT_LIMIT` | the run was killed by a resource limit (`memory`, `tasks`) |
 //! | `REJECT_REASON` | rejected |
 //!
 //! File and user names that are not UTF-8 are logged with U+FFFD in place
@@ -249,7 +251,32 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
             Some(e.to_string()),
             format!("{file}: {program} could not be started: {e}"),
         ),
+        Status::OverLimit(limit) => (
+            Outcome::Failed,
+            None,
+            Some(libc::SIGKILL),
+            None,
+            format!(
+                "{file}: {program} was killed by the {} limit",
+                limit.as_str()
+            ),
+        ),
+        Status::NoAnswer(why) => (
+            Outcome::Failed,
+            None,
+            None,
+            Some(why.clone()),
+            format!("{file}: {program}: {why}"),
+        ),
     };
+    let limit = match &report.status {
+        Status::OverLimit(limit) => Some(limit.as_str()),
+        _ => None,
+    };
+    let usage = report.usage.as_ref();
+    let unit = usage.map(|u| u.unit.as_str());
+    let cpu_usec = usage.and_then(|u| u.cpu_usec);
+    let peak_bytes = usage.and_then(|u| u.peak_bytes);
     let timeout_usec = (outcome == Outcome::TimedOut)
         .then(|| timeout.map(|t| t.as_micros() as u64))
         .flatten();
@@ -274,6 +301,10 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
                 SCRIPT_TIMEOUT_USEC = timeout_usec,
                 SCRIPT_STDOUT = stdout.as_deref(),
                 SCRIPT_STDERR = stderr.as_deref(),
+                SCRIPT_UNIT = unit,
+                SCRIPT_CPU_USEC = cpu_usec,
+                SCRIPT_MEMORY_PEAK = peak_bytes,
+                SCRIPT_LIMIT = limit,
                 "{message}"
             )
         };
@@ -356,6 +387,7 @@ mod tests {
             duration: Duration::from_micros(1500),
             stdout_tail: vec![],
             stderr_tail: b"bad things\n".to_vec(),
+            usage: None,
         }
     }
 

@@ -32,9 +32,13 @@ use crate::os::fd::{file_type, wait_readable};
 use crate::os::process::{self, IdentityError, StopSignals};
 use crate::os::systemd;
 use crate::upload::audit::{self, Counts};
+use crate::upload::debian;
+use crate::upload::limits::Isolation;
+use crate::upload::lock::{self, LockError, ReaderLock};
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
 use crate::upload::pipe::{Event, Parser};
-use crate::upload::program::{self, Hook, HookConfig, ProgramError};
+use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip};
+use crate::upload::runner::client::UnitClient;
 use crate::upload::settings::Settings;
 
 /// Why the daemon did not start or stopped with an error.
@@ -46,6 +50,9 @@ pub enum DaemonError {
     /// The upload pipe cannot be used.
     #[error(transparent)]
     Pipe(#[from] FifoError),
+    /// The upload pipe has another reader.
+    #[error(transparent)]
+    Lock(#[from] LockError),
     /// The pid file asked for cannot be written.
     #[error("cannot write the pid file {path}: {source}")]
     PidFile {
@@ -177,11 +184,15 @@ struct Started {
     fifo: OwnedFd,
     origin: PipeOrigin,
     signals: StopSignals,
+    /// Held while the daemon reads the pipe: one reader per pipe.
+    _lock: Option<ReaderLock>,
 }
 
 /// Runs the daemon until a stop signal (`Ok`) or a fatal error.
 pub fn run(settings: Settings) -> Result<(), DaemonError> {
-    let started = start(&settings)?;
+    let Some(started) = start(&settings)? else {
+        return Ok(());
+    };
     let result = serve(&settings, started);
     if let Some(pidfile) = &settings.pidfile {
         process::remove_pidfile(pidfile);
@@ -189,14 +200,32 @@ pub fn run(settings: Settings) -> Result<(), DaemonError> {
     result
 }
 
-/// Start-up, up to the pid file (see the [module](self) docs).
-fn start(settings: &Settings) -> Result<Started, DaemonError> {
+/// Start-up, up to the pid file (see the [module](self) docs); `None`
+/// when a reader started by Debian's init script leaves the pipe to
+/// systemd's.
+fn start(settings: &Settings) -> Result<Option<Started>, DaemonError> {
     process::ensure_stdio();
     program::close_inherited_on_exec().map_err(DaemonError::CloseOnExec)?;
-    let identity = settings.target_identity();
-    match identity {
-        Some((uid, gid)) => program::check_program(&settings.program, uid, gid)?,
-        None => program::check_program_as_self(&settings.program)?,
+    // In a unit, the run's identity is the unit's business: the reader
+    // keeps its own.
+    let identity = match settings.isolation {
+        Isolation::Process => settings.target_identity(),
+        Isolation::Unit => None,
+    };
+    match (settings.isolation, identity) {
+        (Isolation::Unit, _) => {}
+        (Isolation::Process, Some((uid, gid))) => {
+            program::check_program(&settings.program, uid, gid)?
+        }
+        (Isolation::Process, None) => program::check_program_as_self(&settings.program)?,
+    }
+    if settings.daemonize && debian::systemd_reads(&settings.pipe) {
+        tracing::info!(
+            PIPE = %settings.pipe.display(),
+            "{} is read by pure-uploadscript.service under systemd: not starting a second reader",
+            settings.pipe.display()
+        );
+        return Ok(None);
     }
     let signals = StopSignals::block().map_err(DaemonError::Signals)?;
     let (fifo, origin) = open_pipe(settings)?;
@@ -214,6 +243,18 @@ fn start(settings: &Settings) -> Result<Started, DaemonError> {
             process::daemonize().map_err(DaemonError::Fork)?;
         }
     }
+    // One reader per pipe.
+    let lock = match lock::lock(Path::new(lock::LOCK_DIR), fifo.as_fd(), &settings.pipe) {
+        Ok(lock) => Some(lock),
+        Err(e @ LockError::Held { .. }) => {
+            tracing::error!(PIPE = %settings.pipe.display(), "{e}");
+            return Err(e.into());
+        }
+        Err(e) => {
+            tracing::warn!("{e}; going on without it");
+            None
+        }
+    };
     if let Some(pidfile) = &settings.pidfile {
         if let Err(source) = process::write_pidfile(pidfile) {
             let error = DaemonError::PidFile {
@@ -226,12 +267,13 @@ fn start(settings: &Settings) -> Result<Started, DaemonError> {
             tracing::warn!("{error}");
         }
     }
-    Ok(Started {
+    Ok(Some(Started {
         identity,
         fifo,
         origin,
         signals,
-    })
+        _lock: lock,
+    }))
 }
 
 /// Main-loop state that must keep going while a program runs: signals and
@@ -280,6 +322,9 @@ impl program::Watch for Supervisor {
         self.read_signals();
         self.ping();
     }
+    fn stopping(&self) -> bool {
+        self.stop.is_some()
+    }
 }
 
 /// `STATUS=` goes out when the pipe is drained, and at most once a second
@@ -315,8 +360,10 @@ impl StatusUpdates {
 /// The main loop, once start-up is done.
 struct MainLoop<'a> {
     settings: &'a Settings,
-    hook: Hook,
+    runner: Box<dyn Runner>,
     reader: Reader,
+    /// Held until the loop ends.
+    _lock: Option<ReaderLock>,
     supervisor: Supervisor,
     counts: Counts,
     status: StatusUpdates,
@@ -343,15 +390,24 @@ impl<'a> MainLoop<'a> {
         if let Some((uid, gid)) = started.identity {
             process::switch_identity(uid, gid)?;
         }
-        program::check_program_as_self(&settings.program)?;
-        let hook = Hook::new(HookConfig {
-            program: settings.program.clone(),
-            timeout: settings.timeout,
-            keep_env: settings.keep_env,
-            capture_output: settings.capture_output,
-            hash: settings.hash,
-        })
-        .map_err(DaemonError::Runner)?;
+        let runner: Box<dyn Runner> = match settings.isolation {
+            Isolation::Unit => Box::new(UnitClient::new(
+                Path::new(settings.profile.socket()),
+                &settings.vhost_dir,
+            )),
+            Isolation::Process => {
+                program::check_program_as_self(&settings.program)?;
+                let hook = Hook::new(HookConfig {
+                    program: settings.program.clone(),
+                    timeout: settings.timeout,
+                    keep_env: settings.keep_env,
+                    capture_output: settings.capture_output,
+                    hash: settings.hash,
+                })
+                .map_err(DaemonError::Runner)?;
+                Box::new(hook.with_vhost_dir(&settings.vhost_dir))
+            }
+        };
         let parser = Parser::with_vhost_dir(settings.vhost_dir.as_os_str().as_bytes());
         let reader = Reader::new(started.fifo, parser).map_err(DaemonError::ReadPipe)?;
         let supervisor = Supervisor {
@@ -361,8 +417,9 @@ impl<'a> MainLoop<'a> {
         };
         Ok(MainLoop {
             settings,
-            hook,
+            runner,
             reader,
+            _lock: started._lock,
             supervisor,
             counts: Counts::default(),
             status: StatusUpdates {
@@ -378,10 +435,12 @@ impl<'a> MainLoop<'a> {
         tracing::info!(
             PIPE = %settings.pipe.display(),
             PIPE_ORIGIN = origin.as_str(),
-            "waiting for uploads on {} ({}); running {}",
+            ISOLATION = settings.isolation.as_str(),
+            "waiting for uploads on {} ({}); running {} {}",
             settings.pipe.display(),
             origin.describe(),
-            settings.program.display()
+            settings.program.display(),
+            settings.isolation.describe(settings.profile)
         );
         systemd::notify_ready(&format!(
             "waiting for uploads; {}",
@@ -420,13 +479,18 @@ impl<'a> MainLoop<'a> {
             }
             Event::Rejected(rejection) => Some((audit::rejected_record(&rejection), None)),
             Event::Record(record) => {
-                let outcome = match self
-                    .hook
-                    .run(&record.user, &record.file, &mut self.supervisor)
-                {
-                    Ok(report) => audit::ran(&record, &settings.program, &report, settings.timeout),
-                    Err(skip) => audit::skipped_file(&record, &skip),
-                };
+                let outcome =
+                    match self
+                        .runner
+                        .run(&record.user, &record.file, &mut self.supervisor)
+                    {
+                        Ok(report) => {
+                            audit::ran(&record, &settings.program, &report, settings.timeout)
+                        }
+                        // Stopped while hashing: the record stays in the pipe.
+                        Err(Skip::Interrupted) => return Ok(()),
+                        Err(skip) => audit::skipped_file(&record, &skip),
+                    };
                 Some((outcome, Some(record.file)))
             }
         };

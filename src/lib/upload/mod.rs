@@ -13,7 +13,11 @@
 
 pub mod audit;
 pub mod daemon;
+pub mod debian;
 pub mod hash;
+pub mod limits;
+pub mod lock;
 pub mod pipe;
 pub mod program;
+pub mod runner;
 pub mod settings;

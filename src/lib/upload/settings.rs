@@ -31,7 +31,11 @@ use serde::Deserialize;
 
 use crate::os::config::{ConfigError, Fragment};
 use crate::os::systemd;
+use crate::upload::debian;
 use crate::upload::hash::Hash;
+use crate::upload::limits::{
+    decide_isolation, CpuQuota, Isolation, IsolationError, MemoryMax, Profile, TasksMax,
+};
 use crate::upload::pipe::{fifo, DEFAULT_VHOST_DIR};
 use crate::upload::program::{self, ProgramError};
 
@@ -71,6 +75,23 @@ pub const KEYS: &[(&str, &str, &str)] = &[
         "log the program's output (--capture-output)",
     ),
     ("vhost_dir", "path", "where IP:/path names are mapped"),
+    (
+        "isolation",
+        "\"unit\" | \"process\"",
+        "each run in a systemd unit of its own, or a child process (--isolation)",
+    ),
+    (
+        "profile",
+        "\"default\" | \"strict\"",
+        "sandbox of a run's unit",
+    ),
+    ("memory_max", "bytes", "memory limit of a run's unit"),
+    ("cpu_quota", "percent", "CPU limit of a run's unit"),
+    (
+        "tasks_max",
+        "number",
+        "process and thread limit of a run's unit",
+    ),
 ];
 
 /// A user or group given by name or by number.
@@ -126,6 +147,20 @@ impl fmt::Display for Id {
     }
 }
 
+/// The longest `timeout` accepted (ten years): longer ones cannot be
+/// added to the clock on every machine.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+fn bounded(d: Duration, s: &dyn fmt::Display) -> Result<Timeout, String> {
+    if d > MAX_TIMEOUT {
+        return Err(format!(
+            "{s}: too long (at most {} seconds, ten years; 0 for no limit)",
+            MAX_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(Timeout((!d.is_zero()).then_some(d)))
+}
+
 /// A limit on one run: a duration, or none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeout(pub Option<Duration>);
@@ -155,7 +190,7 @@ impl FromStr for Timeout {
         let ms = n
             .checked_mul(ms)
             .ok_or_else(|| format!("{s:?}: too long"))?;
-        Ok(Timeout((ms > 0).then(|| Duration::from_millis(ms))))
+        bounded(Duration::from_millis(ms), &format_args!("{s:?}"))
     }
 }
 
@@ -168,7 +203,9 @@ impl<'de> Deserialize<'de> for Timeout {
             Text(String),
         }
         match Raw::deserialize(d)? {
-            Raw::Seconds(n) => Ok(Timeout((n > 0).then(|| Duration::from_secs(n)))),
+            Raw::Seconds(n) => {
+                bounded(Duration::from_secs(n), &n).map_err(serde::de::Error::custom)
+            }
             Raw::Text(s) => s.parse().map_err(serde::de::Error::custom),
         }
     }
@@ -202,6 +239,16 @@ pub struct UploadscriptConfig {
     pub capture_output: Option<bool>,
     /// `vhost_dir`: directory under which `IP:/path` names are mapped.
     pub vhost_dir: Option<PathBuf>,
+    /// `isolation`: `"unit"` or `"process"`.
+    pub isolation: Option<Isolation>,
+    /// `profile`: sandbox of a run's unit, `"default"` or `"strict"`.
+    pub profile: Option<Profile>,
+    /// `memory_max`: memory limit of a run's unit.
+    pub memory_max: Option<MemoryMax>,
+    /// `cpu_quota`: CPU limit of a run's unit.
+    pub cpu_quota: Option<CpuQuota>,
+    /// `tasks_max`: task limit of a run's unit.
+    pub tasks_max: Option<TasksMax>,
 }
 
 impl UploadscriptConfig {
@@ -209,6 +256,42 @@ impl UploadscriptConfig {
     /// [`DEFAULT_PATH`] (which may be absent), with its drop-in directory.
     pub fn load(explicit: Option<&Path>) -> Result<UploadscriptConfig, ConfigError> {
         crate::os::config::load_explicit_or_default(explicit, Path::new(DEFAULT_PATH))
+    }
+
+    /// Fills `run`, `uid` and `gid` from Debian's `file`
+    /// ([`debian::DEFAULTS_FILE`]) when `run` is not set and
+    /// `UPLOADSCRIPT=` is; true when it did.
+    pub fn fill_from_debian(&mut self, file: &Path) -> bool {
+        if self.run.is_some() {
+            return false;
+        }
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        let found = debian::parse(&text);
+        let Some(script) = found.script else {
+            return false;
+        };
+        self.run = Some(script.into());
+        if self.uid.is_none() {
+            self.uid = found.uid.and_then(|u| u.parse::<Id>().ok());
+        }
+        if self.gid.is_none() {
+            self.gid = found.gid.and_then(|g| g.parse::<Id>().ok());
+        }
+        true
+    }
+
+    /// True when this layer sets the program or how it runs (what a run
+    /// in a unit takes from the configuration files only).
+    pub fn sets_the_run(&self) -> bool {
+        self.run.is_some()
+            || self.uid.is_some()
+            || self.gid.is_some()
+            || self.timeout.is_some()
+            || self.hash.is_some()
+            || self.keep_env.is_some()
+            || self.capture_output.is_some()
     }
 }
 
@@ -232,7 +315,12 @@ impl Fragment for UploadscriptConfig {
             hash,
             keep_env,
             capture_output,
-            vhost_dir
+            vhost_dir,
+            isolation,
+            profile,
+            memory_max,
+            cpu_quota,
+            tasks_max
         );
     }
 }
@@ -276,18 +364,28 @@ pub struct Inputs {
     pub capture_output: bool,
     /// Where `IP:/path` names are mapped (default [`DEFAULT_VHOST_DIR`]).
     pub vhost_dir: PathBuf,
+    /// Where the program runs, if a layer says.
+    pub isolation: Option<Isolation>,
+    /// The sandbox profile of runs in units.
+    pub profile: Profile,
+    /// Whether the command line sets the program or how it runs.
+    pub command_line_sets_the_run: bool,
 }
 
 impl Inputs {
     /// Reads the configuration files `overrides` points at and merges its
     /// options over them.
     pub fn read(overrides: Overrides) -> Result<Inputs, ConfigError> {
-        let files = UploadscriptConfig::load(overrides.config.as_deref())?;
+        let mut files = UploadscriptConfig::load(overrides.config.as_deref())?;
+        if overrides.config.is_none() && overrides.options.run.is_none() {
+            files.fill_from_debian(Path::new(debian::DEFAULTS_FILE));
+        }
         Ok(Inputs::merge(files, overrides.options))
     }
 
     /// Merges `options` over `files` and fills in the defaults.
     pub fn merge(mut files: UploadscriptConfig, options: UploadscriptConfig) -> Inputs {
+        let command_line_sets_the_run = options.sets_the_run();
         files.merge(options);
         let c = files;
         Inputs {
@@ -302,6 +400,9 @@ impl Inputs {
             keep_env: c.keep_env.unwrap_or(false),
             capture_output: c.capture_output.unwrap_or(false),
             vhost_dir: c.vhost_dir.unwrap_or_else(|| DEFAULT_VHOST_DIR.into()),
+            isolation: c.isolation,
+            profile: c.profile.unwrap_or_default(),
+            command_line_sets_the_run,
         }
     }
 }
@@ -334,6 +435,10 @@ pub struct Settings {
     pub capture_output: bool,
     /// Where `IP:/path` names are mapped.
     pub vhost_dir: PathBuf,
+    /// Where the program runs.
+    pub isolation: Isolation,
+    /// The sandbox profile of runs in units.
+    pub profile: Profile,
 }
 
 /// Why the settings are not usable.
@@ -364,6 +469,9 @@ pub enum SettingsError {
         /// What the system said.
         source: nix::Error,
     },
+    /// The `isolation` asked for cannot be used.
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
     /// A relative path cannot be made absolute.
     #[error("{path}: {source}")]
     Path {
@@ -452,6 +560,13 @@ impl Settings {
             keep_env: inputs.keep_env,
             capture_output: inputs.capture_output,
             vhost_dir: inputs.vhost_dir,
+            isolation: decide_isolation(
+                inputs.isolation,
+                inputs.command_line_sets_the_run,
+                inputs.profile,
+                under_systemd,
+            )?,
+            profile: inputs.profile,
         })
     }
 
@@ -490,6 +605,11 @@ mod tests {
             keep_env = true
             capture_output = true
             vhost_dir = "/etc/pure-ftpd"
+            isolation = "unit"
+            profile = "strict"
+            memory_max = "256M"
+            cpu_quota = "50%"
+            tasks_max = 64
         "#;
         let c: UploadscriptConfig = config::parse("t.toml".as_ref(), text).unwrap();
         assert_eq!(c.run, Some("/usr/local/bin/hook".into()));
@@ -501,7 +621,7 @@ mod tests {
             (c.daemonize, c.keep_env, c.capture_output),
             (Some(true), Some(true), Some(true))
         );
-        assert_eq!(KEYS.len(), 11);
+        assert_eq!(KEYS.len(), 16);
         for (key, _, _) in KEYS {
             assert!(text.contains(&format!("{key} =")), "{key} not tested");
         }
@@ -516,6 +636,10 @@ mod tests {
             "uid = -3",
             "keep_env = \"yes\"",
             "runn = \"/x\"",
+            "timeout = 9223372036854775807",
+            "timeout = \"9223372036854775807s\"",
+            "isolation = \"vm\"",
+            "memory_max = \"lots\"",
         ];
         for text in bad {
             let r = config::parse::<UploadscriptConfig>("t.toml".as_ref(), text);
@@ -525,6 +649,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("t.toml:3: "), "{e}");
+    }
+
+    #[test]
+    fn debian_upload_script_fills_run_unless_the_toml_sets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pure-ftpd-common");
+        std::fs::write(&file, "UPLOADSCRIPT=/bin/debian\nUPLOADUID=1001\n").unwrap();
+        let mut config = UploadscriptConfig::default();
+        assert!(config.fill_from_debian(&file));
+        assert_eq!(config.run, Some("/bin/debian".into()));
+        assert_eq!(config.uid, Some(Id::Number(1001)));
+        assert_eq!(config.gid, None);
+        let mut config = UploadscriptConfig {
+            run: Some("/bin/toml".into()),
+            ..Default::default()
+        };
+        assert!(!config.fill_from_debian(&file));
+        assert_eq!(config.run, Some("/bin/toml".into()));
+        assert!(!UploadscriptConfig::default().fill_from_debian(&dir.path().join("absent")));
+    }
+
+    #[test]
+    fn a_unit_takes_its_run_from_the_files_only() {
+        let files = UploadscriptConfig {
+            isolation: Some(Isolation::Unit),
+            ..Default::default()
+        };
+        let e = Settings::check(Inputs::merge(files.clone(), run_true()), true).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SettingsError::Isolation(IsolationError::CommandLineSetsTheRun)
+            ),
+            "{e:?}"
+        );
+        let s = Settings::check(Inputs::merge(files, Default::default()), true);
+        assert!(matches!(s, Err(SettingsError::NoProgram)), "{s:?}");
+        let s = check(run_true(), false).unwrap();
+        assert_eq!(s.isolation, Isolation::Process);
     }
 
     #[test]
