@@ -566,7 +566,16 @@ case_package_lifecycle() {
     left=$(ct find /etc/systemd /lib/systemd /usr/lib/systemd /run/systemd/system \
         \( -name 'pure-uploadscript*' -o -name 'uploadscript@*' -o -name 'pure-ftpwho*' \) 2>/dev/null || true)
     [ -z "$left" ] || fail "unit files left after purge: $left"
-    left=$(ct systemctl list-units --all --no-legend --plain 'pure-uploadscript*' 'uploadscript@*' 'pure-ftpwho*' || true)
+    # systemd unloads units it has no reference to left at its next garbage
+    # collection, which a unit restarted shortly before may delay a moment.
+    loaded_units() { ct systemctl list-units --all --no-legend --plain 'pure-uploadscript*' 'uploadscript@*' 'pure-ftpwho*' || true; }
+    no_units_loaded() { [ -z "$(loaded_units)" ]; }
+    local t
+    for ((t = 0; t < 25; t++)); do
+        no_units_loaded && break
+        sleep 0.2
+    done
+    left=$(loaded_units)
     [ -z "$left" ] || fail "units still loaded after purge: $left"
     # Files the package shipped that still exist and no other package owns
     # (directories and Debian's files restored from the diversions are fine).
