@@ -567,11 +567,12 @@ case_package_lifecycle() {
         \( -name 'pure-uploadscript*' -o -name 'uploadscript@*' -o -name 'pure-ftpwho*' \) 2>/dev/null || true)
     [ -z "$left" ] || fail "unit files left after purge: $left"
     # systemd unloads units it has no reference to left at its next garbage
-    # collection, which a unit restarted shortly before may delay a moment.
+    # collection, which units restarted shortly before (the Debian case
+    # restarts the reader several times) may delay by up to a minute.
     loaded_units() { ct systemctl list-units --all --no-legend --plain 'pure-uploadscript*' 'uploadscript@*' 'pure-ftpwho*' || true; }
     no_units_loaded() { [ -z "$(loaded_units)" ]; }
     local t
-    for ((t = 0; t < 25; t++)); do
+    for ((t = 0; t < 375; t++)); do
         no_units_loaded && break
         sleep 0.2
     done
