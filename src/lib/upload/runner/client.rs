@@ -68,13 +68,8 @@ impl UnitClient {
                     attempt += 1;
                     let until = Instant::now() + CONNECT_PAUSE;
                     while Instant::now() < until {
-                        let mut fds: Vec<libc::pollfd> = watch
-                            .fd()
-                            .map(|fd| program::pollfd(fd.as_raw_fd()))
-                            .into_iter()
-                            .collect();
-                        let _ = program::poll(
-                            &mut fds,
+                        let _ = wait_readable(
+                            [watch.fd()],
                             Some(until.saturating_duration_since(Instant::now())),
                         );
                         watch.wake();
@@ -185,7 +180,7 @@ mod tests {
         accept, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
     };
     use std::io::Read;
-    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
 
     fn listener(path: &Path) -> OwnedFd {
