@@ -18,10 +18,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pureftpd_systemd::ftpwho::query::client::exchange;
-use pureftpd_systemd::ftpwho::query::protocol::{OutputFormat, Request, Response};
+use pureftpd_systemd::ftpwho::query::protocol::{Request, Response};
+use pureftpd_systemd::ftpwho::report::Format;
 
 fn list_line(format: &str) -> anyhow::Result<Vec<u8>> {
-    let format: OutputFormat = serde_json::from_value(serde_json::Value::String(format.into()))
+    let format: Format = serde_json::from_value(serde_json::Value::String(format.into()))
         .with_context(|| format!("unknown format {format}"))?;
     Ok(Request {
         numeric: true,

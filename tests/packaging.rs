@@ -734,7 +734,7 @@ fn exporter_sample_configuration_shows_the_real_keys_and_defaults() {
 #[test]
 fn upload_reader_sample_configuration_shows_every_key() {
     use pureftpd_systemd::os::config;
-    use pureftpd_systemd::upload::settings::{UploadscriptConfig, KEYS};
+    use pureftpd_systemd::upload::settings::{Inputs, UploadscriptConfig, DEFAULT_PIDFILE, KEYS};
     let path = repo().join("packaging/pure-uploadscript.toml.sample");
     let sample = std::fs::read_to_string(&path).unwrap();
     let shipped: UploadscriptConfig = config::parse(&path, &sample).expect("sample parses");
@@ -752,6 +752,27 @@ fn upload_reader_sample_configuration_shows_every_key() {
         "the sample shows other keys than the daemon has"
     );
     assert!(shown.run.is_some() && shown.vhost_dir.is_some() && shown.timeout.is_some());
+    // Apart from the examples (run, uid, gid), the values shown are the
+    // defaults; the pipe is shown by its /var/run name.
+    let defaults = Inputs::merge(Default::default(), Default::default());
+    let pidfile = shown.pidfile.clone();
+    let inputs = Inputs::merge(shown, Default::default());
+    let fields = |i: &Inputs| {
+        (
+            i.timeout,
+            i.hash,
+            i.capture_output,
+            i.keep_env,
+            i.vhost_dir.clone(),
+            i.daemonize,
+        )
+    };
+    assert_eq!(fields(&inputs), fields(&defaults));
+    assert_eq!(pidfile, Some(DEFAULT_PIDFILE.into()));
+    assert_eq!(
+        Path::new("/run").join(inputs.pipe.strip_prefix("/var/run").unwrap()),
+        defaults.pipe
+    );
 }
 
 #[test]

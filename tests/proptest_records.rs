@@ -84,27 +84,6 @@ fn session() -> impl Strategy<Value = Session> {
     )
 }
 
-const FORMATS: [Format; 9] = [
-    Format::Text { verbose: false },
-    Format::Text { verbose: true },
-    Format::Html {
-        cgi: false,
-        embedded: false,
-    },
-    Format::Html {
-        cgi: true,
-        embedded: true,
-    },
-    Format::Xml,
-    Format::Plist,
-    Format::Shell,
-    Format::Json,
-    Format::Html {
-        cgi: true,
-        embedded: false,
-    },
-];
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -145,7 +124,7 @@ proptest! {
 
     #[test]
     fn rendering_never_panics(sessions in prop::collection::vec(session(), 0..6)) {
-        for format in FORMATS {
+        for format in Format::ALL {
             let mut out = Vec::new();
             render(format, &sessions, &mut out).unwrap();
             prop_assert!(!out.is_empty() || format == Format::Shell);
@@ -179,7 +158,7 @@ proptest! {
         let sessions = pureftpd_systemd::ftpwho::report::sessions_from_entries(
             &entries, now, true, &Default::default());
         prop_assert!(sessions.len() <= entries.len());
-        for format in FORMATS {
+        for format in Format::ALL {
             render(format, &sessions, &mut Vec::new()).unwrap();
         }
     }

@@ -1,9 +1,10 @@
 //! Reads scoreboard entries written by the real Debian pure-ftpd: a server
 //! on a loopback port, a virtual user, rate-limited transfers with curl,
 //! then this scanner's view of the server's own files and this
-//! `pure-ftpwho` against the C one for the same sessions. Only the pids of
-//! this test's sessions are looked at: the shared scoreboard directory may
-//! hold other servers' sessions.
+//! `pure-ftpwho` against the C one for the same sessions. The server runs
+//! in a private mount namespace with an empty `/run` of its own, so its
+//! scoreboard is this test's alone and nothing is left on the host: it is
+//! read through `/proc/PID/root`, and both tools run in that namespace.
 
 mod common;
 
@@ -13,7 +14,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::is_root;
-use pureftpd_systemd::ftpwho::scoreboard::{ScanOptions, Scoreboard, State, DEFAULT_DIR};
+use pureftpd_systemd::ftpwho::scoreboard::{ScanOptions, Scoreboard, State};
 
 const OURS: &str = env!("CARGO_BIN_EXE_pure-ftpwho");
 const USER: &str = "sbreader";
@@ -109,7 +110,11 @@ fn entries_written_by_the_real_server() {
     let pdb = setup_user(tmp.path());
     let port = free_port();
     let mut children = Children(Vec::new());
-    let server = Command::new("/usr/sbin/pure-ftpd")
+    // unshare and sh exec in place: the pid is pure-ftpd's.
+    let server = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c"])
+        .arg("mount -t tmpfs tmpfs /run && exec \"$@\"")
+        .args(["sh", "/usr/sbin/pure-ftpd"])
         .arg("-S")
         .arg(format!("127.0.0.1,{port}"))
         .arg("-l")
@@ -122,6 +127,15 @@ fn entries_written_by_the_real_server() {
         .expect("start pure-ftpd");
     let server_pid = server.id() as i32;
     children.0.push(server);
+    let scoreboard_dir = format!("/proc/{server_pid}/root/run/pure-ftpd");
+    let in_server_namespace = |program: &str| {
+        let mut command = Command::new("nsenter");
+        command
+            .arg("-t")
+            .arg(server_pid.to_string())
+            .args(["-m", program]);
+        command
+    };
     // Wait until it listens.
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -162,7 +176,7 @@ fn entries_written_by_the_real_server() {
         remove_stale: false,
         ..ScanOptions::default()
     };
-    let scoreboard = Scoreboard::with_options(DEFAULT_DIR, options);
+    let scoreboard = Scoreboard::with_options(&scoreboard_dir, options);
     let started = Instant::now();
     let (download, upload) = loop {
         let ours: Vec<_> = scoreboard
@@ -189,7 +203,7 @@ fn entries_written_by_the_real_server() {
     };
 
     // The record as the server wrote it, decoded at Debian's offsets.
-    let file = Path::new(DEFAULT_DIR).join(format!("client-{:08}", download.pid));
+    let file = Path::new(&scoreboard_dir).join(format!("client-{:08}", download.pid));
     assert_eq!(std::fs::metadata(&file).unwrap().len(), 1464);
     assert_eq!(download.account, USER.as_bytes());
     assert!(download.filename.ends_with(b"big.bin"), "{:?}", download);
@@ -209,11 +223,11 @@ fn entries_written_by_the_real_server() {
     let pids = [download.pid, upload.pid];
     let mut last = None;
     for _ in 0..50 {
-        let c = Command::new("/usr/sbin/pure-ftpwho")
+        let c = in_server_namespace("/usr/sbin/pure-ftpwho")
             .args(["-s", "-n"])
             .output()
             .unwrap();
-        let ours = Command::new(OURS)
+        let ours = in_server_namespace(OURS)
             .args(["-s", "-n", "--keep-stale"])
             .output()
             .unwrap();
@@ -226,19 +240,7 @@ fn entries_written_by_the_real_server() {
         last = Some((c, ours));
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The private /run, and the sessions' files in it, go with the server.
     drop(children);
-    // The killed sessions leave their files: remove this test's own once
-    // their processes are gone.
-    let started = Instant::now();
-    for pid in pids {
-        while pureftpd_systemd::ftpwho::scoreboard::process_exists(pid)
-            && started.elapsed() < Duration::from_secs(5)
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if !pureftpd_systemd::ftpwho::scoreboard::process_exists(pid) {
-            let _ = std::fs::remove_file(Path::new(DEFAULT_DIR).join(format!("client-{pid:08}")));
-        }
-    }
     assert_eq!(last, None, "C and this pure-ftpwho never agreed");
 }

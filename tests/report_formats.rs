@@ -3,7 +3,7 @@
 //! scoreboard at that time (`tests/golden/*.out`, recorded once; the
 //! differential test compares against the live C tool).
 
-use pureftpd_systemd::ftpwho::report::{render, sessions_from_entries, Filter, Format};
+use pureftpd_systemd::ftpwho::report::{render, sessions_from_entries, Filter, Format, Report};
 use pureftpd_systemd::ftpwho::scoreboard::{Entry, RawSockaddr, State};
 
 const NOW: i64 = 1_795_724_350;
@@ -59,10 +59,23 @@ fn entries() -> Vec<Entry> {
 }
 
 fn check(format: Format, golden: &[u8]) {
+    check_with_cgi_header(format, false, golden);
+}
+
+fn check_with_cgi_header(format: Format, cgi_header: bool, golden: &[u8]) {
     let sessions = sessions_from_entries(&entries(), NOW, true, &Filter::default());
     assert_eq!(sessions.len(), 3);
     let mut out = Vec::new();
-    render(format, &sessions, &mut out).unwrap();
+    let mut report = Report::new(format, &mut out).with_cgi_header(cgi_header);
+    for session in &sessions {
+        report.session(session).unwrap();
+    }
+    report.finish().unwrap();
+    let mut whole = Vec::new();
+    render(format, &sessions, &mut whole).unwrap();
+    if !cgi_header {
+        assert_eq!(whole, out, "render and Report agree");
+    }
     assert_eq!(
         out.escape_ascii().to_string(),
         golden.escape_ascii().to_string(),
@@ -72,45 +85,29 @@ fn check(format: Format, golden: &[u8]) {
 
 #[test]
 fn text() {
-    check(
-        Format::Text { verbose: false },
-        include_bytes!("golden/text.out"),
-    );
+    check(Format::Text, include_bytes!("golden/text.out"));
 }
 
 #[test]
 fn verbose_text() {
-    check(
-        Format::Text { verbose: true },
-        include_bytes!("golden/verbose.out"),
-    );
+    check(Format::Verbose, include_bytes!("golden/verbose.out"));
 }
 
 #[test]
 fn html_page() {
-    let page = Format::Html {
-        cgi: false,
-        embedded: false,
-    };
-    check(page, include_bytes!("golden/page.out"));
+    check(Format::Html, include_bytes!("golden/page.out"));
 }
 
 #[test]
 fn embedded_html() {
-    let embedded = Format::Html {
-        cgi: false,
-        embedded: true,
-    };
-    check(embedded, include_bytes!("golden/embedded.out"));
+    check(Format::HtmlEmbedded, include_bytes!("golden/embedded.out"));
 }
 
 #[test]
 fn cgi() {
-    let cgi = Format::Html {
-        cgi: true,
-        embedded: true,
-    };
-    check(cgi, include_bytes!("golden/cgi.out"));
+    check_with_cgi_header(Format::HtmlEmbedded, true, include_bytes!("golden/cgi.out"));
+    // The header is for HTML only.
+    check_with_cgi_header(Format::Shell, true, include_bytes!("golden/shell.out"));
 }
 
 #[test]

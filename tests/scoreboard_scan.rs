@@ -10,11 +10,22 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pureftpd_systemd::ftpwho::scoreboard::{
-    Layout, ScanOptions, Scoreboard, ScoreboardError, State,
+    Layout, Note, ScanOptions, Scoreboard, ScoreboardError, SkipReason, State, Unlocked,
 };
 
 fn scan(board: &Board) -> pureftpd_systemd::ftpwho::scoreboard::Scan {
     Scoreboard::new(&board.dir).scan().expect("scan")
+}
+
+/// The reasons of the notes that say a file was skipped, in order.
+fn skipped(scan: &pureftpd_systemd::ftpwho::scoreboard::Scan) -> Vec<SkipReason> {
+    scan.notes
+        .iter()
+        .filter_map(|n| match n {
+            Note::Skipped { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn pids(scan: &pureftpd_systemd::ftpwho::scoreboard::Scan) -> Vec<i32> {
@@ -60,6 +71,12 @@ fn a_forced_layout_refuses_other_sizes() {
         assert_eq!(scan.entries.len(), 1);
         assert_eq!(scan.entries[0].account, account);
         assert_eq!(scan.notes.len(), 2, "{:?}", scan.notes);
+        for reason in skipped(&scan) {
+            assert!(
+                matches!(reason, SkipReason::WrongSize { expected, .. } if expected == layout.size),
+                "{reason:?}"
+            );
+        }
     }
 }
 
@@ -83,7 +100,16 @@ fn skips_truncated_and_oversized_files() {
     assert_eq!(scan.entries.len(), 1);
     assert_eq!(scan.entries[0].account, b"good");
     assert_eq!(scan.notes.len(), 3, "{:?}", scan.notes);
-    assert!(scan.notes.iter().all(|n| n.contains("no known layout")));
+    let mut sizes: Vec<u64> = skipped(&scan)
+        .into_iter()
+        .map(|reason| match reason {
+            SkipReason::UnknownSize { size } => size,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, [0, 1000, 1465]);
+    assert!(scan.notes[0].to_string().contains("match no known layout"));
 }
 
 #[test]
@@ -97,8 +123,11 @@ fn skips_foreign_owned_files() {
     let scan = scan(&board);
     assert_eq!(scan.entries.len(), 1);
     assert_eq!(scan.entries[0].account, b"root");
+    assert_eq!(skipped(&scan), [SkipReason::WrongOwner { uid: 4321 }]);
     assert!(
-        scan.notes[0].contains("owned by uid 4321"),
+        scan.notes[0]
+            .to_string()
+            .ends_with(": skipped: owned by uid 4321"),
         "{:?}",
         scan.notes
     );
@@ -133,7 +162,12 @@ fn never_follows_symbolic_links() {
     symlink(&target, board.path(&name)).unwrap();
     let scan = scan(&board);
     assert!(scan.entries.is_empty());
-    assert!(scan.notes[0].contains("symbolic link"), "{:?}", scan.notes);
+    assert_eq!(
+        skipped(&scan),
+        [SkipReason::SymbolicLink],
+        "{:?}",
+        scan.notes
+    );
 }
 
 #[test]
@@ -151,7 +185,15 @@ fn skips_files_without_owner_read_and_write() {
     let scan = scan(&board);
     assert_eq!(scan.entries.len(), 1);
     assert_eq!(scan.notes.len(), 4, "{:?}", scan.notes);
-    assert!(scan.notes.iter().all(|n| n.contains("lacks owner")));
+    let mut modes: Vec<u32> = skipped(&scan)
+        .into_iter()
+        .map(|reason| match reason {
+            SkipReason::WrongMode { mode } => mode,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    modes.sort();
+    assert_eq!(modes, [0o000, 0o044, 0o200, 0o400]);
 }
 
 #[test]
@@ -167,8 +209,12 @@ fn skips_directories_and_fifos_without_hanging() {
     let scan = scan(&board);
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_eq!(scan.entries.len(), 1);
-    assert_eq!(scan.notes.len(), 2, "{:?}", scan.notes);
-    assert!(scan.notes.iter().all(|n| n.contains("not a regular file")));
+    assert_eq!(
+        skipped(&scan),
+        [SkipReason::NotRegular, SkipReason::NotRegular],
+        "{:?}",
+        scan.notes
+    );
 }
 
 #[test]
@@ -211,7 +257,7 @@ fn garbage_records_never_panic_and_the_rest_is_listed() {
         &Default::default(),
     );
     for format in [
-        pureftpd_systemd::ftpwho::report::Format::Text { verbose: true },
+        pureftpd_systemd::ftpwho::report::Format::Verbose,
         pureftpd_systemd::ftpwho::report::Format::Shell,
         pureftpd_systemd::ftpwho::report::Format::Json,
     ] {
@@ -225,7 +271,8 @@ fn garbage_records_never_panic_and_the_rest_is_listed() {
 fn removes_stale_entries_and_does_not_list_them() {
     let live = LivePids::spawn(1);
     let mut board = Board::new();
-    let stale = board.add(&entry(dead_pid(), b"gone"));
+    let gone = dead_pid();
+    let stale = board.add(&entry(gone, b"gone"));
     board.add(&entry(live.pid(0), b"here"));
     let keep = ScanOptions {
         remove_stale: false,
@@ -234,13 +281,21 @@ fn removes_stale_entries_and_does_not_list_them() {
     let scan = Scoreboard::with_options(&board.dir, keep).scan().unwrap();
     assert_eq!(scan.entries.len(), 1);
     assert!(stale.exists(), "remove_stale = false keeps the file");
-    assert!(scan.notes[0].contains("is gone"), "{:?}", scan.notes);
+    assert!(
+        matches!(&scan.notes[..], [Note::Skipped { reason: SkipReason::Stale { pid }, .. }] if *pid == gone),
+        "{:?}",
+        scan.notes
+    );
 
     let scan = scan_default(&board);
     assert_eq!(scan.entries.len(), 1);
     assert_eq!(scan.entries[0].account, b"here");
     assert!(!stale.exists(), "stale entry removed");
-    assert!(scan.notes[0].contains("removed"), "{:?}", scan.notes);
+    assert!(
+        matches!(&scan.notes[..], [Note::Removed { pid, .. }] if *pid == gone),
+        "{:?}",
+        scan.notes
+    );
 }
 
 fn scan_default(board: &Board) -> pureftpd_systemd::ftpwho::scoreboard::Scan {
@@ -322,10 +377,19 @@ fn a_writer_holding_its_lock_delays_the_read_but_never_hangs_it() {
     assert!(waited < Duration::from_secs(5), "waited {waited:?}");
     assert_eq!(scan.entries.len(), 1, "reported from an unlocked read");
     assert!(
-        scan.notes[0].contains("without its lock"),
+        matches!(
+            &scan.notes[..],
+            [Note::ReadUnlocked {
+                reason: Unlocked::Held { timeout_ms: 300 },
+                ..
+            }]
+        ),
         "{:?}",
         scan.notes
     );
+    assert!(scan.notes[0]
+        .to_string()
+        .ends_with(": read without its lock: a writer held it for more than 300 ms"));
     drop(file);
     // Once released, the entry reads under the lock without a note.
     let scan = scan_default(&board);
@@ -391,6 +455,11 @@ fn large_scoreboards_find_stale_entries_too() {
     assert!(!scan.entries.iter().any(|e| e.account == b"gone"));
     assert!(!stale.exists());
     assert_eq!(scan.notes.len(), 1, "{:?}", scan.notes);
+    assert!(
+        matches!(scan.notes[0], Note::Removed { .. }),
+        "{:?}",
+        scan.notes
+    );
 }
 
 #[test]

@@ -968,6 +968,69 @@ fn start_up_errors_are_clear() {
 }
 
 #[test]
+fn configuration_files_must_be_small_regular_files() {
+    let fx = Fixture::new();
+    let mkfifo = |path: &Path| {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap()
+    };
+    let empty_main_with_drop_in = |name: &str| {
+        let main = fx.path(&format!("{name}.toml"));
+        std::fs::write(&main, "").unwrap();
+        std::fs::create_dir(fx.path(&format!("{name}.d"))).unwrap();
+        (main, fx.path(&format!("{name}.d/10-bad.toml")))
+    };
+    // (--config FILE, the file the error names, what it says)
+    let mut cases: Vec<(PathBuf, PathBuf, &str)> = Vec::new();
+    let zero = PathBuf::from("/dev/zero");
+    cases.push((
+        zero.clone(),
+        zero,
+        "not a regular file but a character device",
+    ));
+    let (main, drop_in) = empty_main_with_drop_in("zero");
+    std::os::unix::fs::symlink("/dev/zero", &drop_in).unwrap();
+    cases.push((main, drop_in, "not a regular file but a character device"));
+    let fifo = fx.path("fifo.toml");
+    mkfifo(&fifo);
+    cases.push((fifo.clone(), fifo, "not a regular file but a FIFO"));
+    let (main, drop_in) = empty_main_with_drop_in("fifo-drop-in");
+    mkfifo(&drop_in);
+    cases.push((main, drop_in, "not a regular file but a FIFO"));
+    let dir = fx.path("dir.toml");
+    std::fs::create_dir(&dir).unwrap();
+    cases.push((dir.clone(), dir, "not a regular file but a directory"));
+    let big = fx.path("big.toml");
+    std::fs::write(&big, vec![b'#'; (1 << 20) + 1]).unwrap();
+    cases.push((big.clone(), big, "larger than 1048576 bytes"));
+    for (config, named, words) in cases {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-r", "/bin/true", "--pipe"])
+            .arg(fx.path("unused.pipe"))
+            .arg("--config")
+            .arg(&config);
+        let (code, stderr) = start_error(&fx, &mut cmd);
+        assert_eq!(code, 2, "{config:?}: {stderr}");
+        let want = format!("pure-uploadscript: {}: {words}\n", named.display());
+        assert_eq!(stderr, want, "{config:?}");
+    }
+    assert!(!fx.path("unused.pipe").exists());
+    // A drop-in whose name starts with a dot is ignored, as systemd does:
+    // this one would name an unknown user.
+    std::fs::create_dir(fx.path("none.d")).unwrap();
+    std::fs::write(
+        fx.path("none.d/.hidden.toml"),
+        "uid = \"no-such-user-here\"\n",
+    )
+    .unwrap();
+    let file = fx.file("f", b"x");
+    let daemon = fx.start(&[]);
+    fx.write(&record(b"u", &file));
+    let runs = fx.wait_runs(&daemon, 1);
+    assert_eq!(runs[0].id, "0 0 0");
+    daemon.stop();
+}
+
+#[test]
 fn daemonize_forks_outside_systemd_only() {
     let fx = Fixture::new();
     let file = fx.file("f", b"x");

@@ -7,23 +7,6 @@ use libfuzzer_sys::fuzz_target;
 use pureftpd_systemd::ftpwho::report::{render, Format, Session};
 use pureftpd_systemd::ftpwho::scoreboard::{Entry, Layout};
 
-const FORMATS: [Format; 8] = [
-    Format::Text { verbose: false },
-    Format::Text { verbose: true },
-    Format::Html {
-        cgi: true,
-        embedded: false,
-    },
-    Format::Html {
-        cgi: false,
-        embedded: true,
-    },
-    Format::Xml,
-    Format::Plist,
-    Format::Shell,
-    Format::Json,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
         return;
@@ -61,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
         b"21".to_vec(),
     );
     let sessions = vec![session.clone(), session];
-    for format in FORMATS {
+    for format in Format::ALL {
         let mut out = Vec::new();
         render(format, &sessions, &mut out).expect("writing to memory");
         if format == Format::Shell {
@@ -75,7 +58,7 @@ fuzz_target!(|data: &[u8]| {
         true,
         &Default::default(),
     );
-    for format in FORMATS {
+    for format in Format::ALL {
         render(format, &resolved, &mut Vec::new()).expect("writing to memory");
     }
 });

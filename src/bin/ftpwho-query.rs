@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pureftpd_systemd::cli::query::{Args, EXIT_ERROR};
+use pureftpd_systemd::cli::query::{escape_controls, Args, Exit};
 use pureftpd_systemd::ftpwho::query::client::{self, ClientError};
 use pureftpd_systemd::ftpwho::query::{Op, Response};
 
@@ -16,15 +16,18 @@ fn main() -> ExitCode {
     args.gateway_interface = std::env::var_os("GATEWAY_INTERFACE").is_some();
     let request = args.request();
     let timeout = Duration::from_secs_f64(args.timeout);
-    let redraw = args.watch.is_some() && std::io::stdout().is_terminal();
+    let terminal = std::io::stdout().is_terminal();
+    let redraw = args.watch.is_some() && terminal;
+    let escape = args.escape.applies(terminal);
     let mut done = 0u64;
     loop {
         let frame = client::query(&args.socket, &request, timeout).and_then(|r| frame(&args, &r));
         let frame = match frame {
+            Ok(frame) if escape => escape_controls(&frame),
             Ok(frame) => frame,
             Err(e) => {
                 eprintln!("ftpwho-query: {e}");
-                return ExitCode::from(e.exit_code());
+                return ExitCode::from(Exit::from(&e).code());
             }
         };
         let mut out = std::io::stdout().lock();
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprintln!("ftpwho-query: cannot write the output: {e}");
-            return ExitCode::from(EXIT_ERROR);
+            return ExitCode::from(Exit::Error.code());
         }
         done += 1;
         match args.watch {
@@ -87,7 +90,7 @@ fn frame(args: &Args, response: &Response) -> Result<Vec<u8>, ClientError> {
                 .stats
                 .as_ref()
                 .ok_or_else(|| bad("the answer carries no stats"))?;
-            if args.json {
+            if args.format.json {
                 out = serde_json::to_vec_pretty(stats).map_err(|e| bad(&e.to_string()))?;
                 out.push(b'\n');
             } else {

@@ -10,37 +10,35 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockType, SockaddrLike};
 
-use pureftpd_systemd::cli::ftpwhod::{Args, EXIT_RUNTIME, EXIT_USAGE};
+use pureftpd_systemd::cli::ftpwhod::{Args, Exit};
 use pureftpd_systemd::ftpwho::query::{auth, server};
-use pureftpd_systemd::ftpwho::scoreboard::Layout;
-use pureftpd_systemd::ftpwho::settings::{FtpwhodConfig, FtpwhodSettings};
+use pureftpd_systemd::ftpwho::settings::Settings;
 use pureftpd_systemd::os::{journal, systemd};
 
 fn main() -> ExitCode {
     // Before anything starts a thread, as sd_listen_fds(3) wants.
     let passed = systemd::take_listen_fds();
     let args = Args::parse();
-    let settings = match settings(&args) {
+    let settings = match args.settings() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("ftpwhod: {e:#}");
-            return ExitCode::from(EXIT_USAGE);
+            return exit(Exit::Usage);
         }
     };
     if args.check_config {
-        print_settings(&settings);
-        return ExitCode::SUCCESS;
+        print!("{settings}");
+        return exit(Exit::Ok);
     }
     journal::init("ftpwhod", journal::choose_sink(false), args.debug);
     let (listener, bound) = match listener(&args, &settings, passed) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e:#}");
-            return ExitCode::from(EXIT_USAGE);
+            return exit(Exit::Usage);
         }
     };
-    let result =
-        server::Server::new(listener, server::ServerOptions::from(&settings)).and_then(|s| s.run());
+    let result = server::Server::new(listener, settings).and_then(|s| s.run());
     if let Some(path) = bound {
         let _ = std::fs::remove_file(path);
     }
@@ -53,52 +51,24 @@ fn main() -> ExitCode {
                 "idle, exiting after {} queries",
                 summary.requests
             );
-            ExitCode::SUCCESS
+            exit(Exit::Ok)
         }
         Err(e) => {
             tracing::error!("serving failed: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            exit(Exit::Runtime)
         }
     }
 }
 
-fn settings(args: &Args) -> anyhow::Result<FtpwhodSettings> {
-    let mut config = FtpwhodConfig::load(args.config.as_deref())?;
-    args.apply(&mut config);
-    config
-        .settings()
-        .map_err(anyhow::Error::msg)
-        .context("invalid configuration")
-}
-
-fn print_settings(s: &FtpwhodSettings) {
-    let secs = |d: Option<std::time::Duration>| d.map_or(0.0, |d| d.as_secs_f64());
-    println!("group = {:?}", s.group);
-    println!("idle_timeout = {}", secs(s.idle_timeout));
-    println!("max_connections = {}", s.max_connections);
-    println!("request_timeout = {}", s.request_timeout.as_secs_f64());
-    println!("max_request_bytes = {}", s.max_request_bytes);
-    println!("per_user_view = {}", s.per_user_view);
-    println!("top_users = {}", s.top_users);
-    println!("scoreboard = {:?}", s.scoreboard.display().to_string());
-    // In the configuration's own syntax, so the output can be used as is.
-    match s.layout {
-        None => println!("layout = \"auto\""),
-        Some(l) if l == Layout::DEBIAN => println!("layout = \"debian\""),
-        Some(l) if l == Layout::UPSTREAM => println!("layout = \"upstream\""),
-        Some(l) => println!(
-            "layout = {{ max_user_length = {}, filename_len = {} }}",
-            l.account_len - 1,
-            l.filename_len
-        ),
-    }
+fn exit(status: Exit) -> ExitCode {
+    ExitCode::from(status.code())
 }
 
 /// The listening socket: bound at `--listen`, or the one systemd passed.
 /// The path to remove at exit comes along when we bound it.
 fn listener(
     args: &Args,
-    settings: &FtpwhodSettings,
+    settings: &Settings,
     passed: std::io::Result<Vec<systemd::ListenFd>>,
 ) -> anyhow::Result<(UnixListener, Option<PathBuf>)> {
     if let Some(path) = &args.listen {

@@ -3,14 +3,15 @@
 //! Like the C tool, the output format is chosen by the last format option
 //! on the command line, and `-c`/`-C` imply `-W`, which implies `-w`:
 //! [`Args::parse_ordered`] keeps that order, [`Args::format`] applies it.
-//! `ftpwho-query` takes the same options and resolves them with the same
-//! code, [`format_order`] and [`choose_format`].
+//! `ftpwho-query` takes the same options ([`FormatFlags`]) and resolves
+//! them with the same code.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+use super::format::FormatFlags;
 use crate::ftpwho::report::{Filter, Format};
 use crate::ftpwho::scoreboard::{Layout, ScanOptions, State, DEFAULT_DIR};
 
@@ -33,18 +34,39 @@ Usage :
 
 ";
 
-/// Exit status: success (also after `-h`, and after an unknown option,
-/// which prints the usage like the C tool).
-pub const EXIT_OK: u8 = 0;
-/// Exit status: not run as root (and the scoreboard directory is not
-/// owned by the effective user).
-pub const EXIT_NOT_ROOT: u8 = 1;
-/// Exit status: an invalid value for an option of this implementation.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit status: the output could not be written.
-pub const EXIT_OUTPUT: u8 = 3;
-/// Exit status: the scoreboard directory cannot be opened (C returns -1).
-pub const EXIT_NO_SCOREBOARD: u8 = 255;
+/// The exit status of `pure-ftpwho`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success (also after `-h`, and after an unknown option, which prints
+    /// the usage like the C tool).
+    Ok = 0,
+    /// Not run as root (and the scoreboard directory is not owned by the
+    /// effective user).
+    NotRoot = 1,
+    /// An invalid value for an option of this implementation.
+    Usage = 2,
+    /// The output could not be written.
+    Output = 3,
+    /// The scoreboard directory cannot be opened (C returns -1).
+    NoScoreboard = 255,
+}
+
+impl Exit {
+    /// Every status, as `--help` lists them.
+    pub const ALL: [Exit; 5] = [
+        Exit::Ok,
+        Exit::NotRoot,
+        Exit::Usage,
+        Exit::Output,
+        Exit::NoScoreboard,
+    ];
+
+    /// The status as a number.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
 
 const EXIT_STATUS_HELP: &str = "\
 Exit status:
@@ -76,48 +98,9 @@ Environment:
     args_override_self = true
 )]
 pub struct Args {
-    /// CGI mode: a `Content-Type: text/html` header, then the HTML table
-    /// without the page around it (implies -W)
-    #[arg(short = 'c', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub cgi: bool,
-
-    /// Same as -c
-    #[arg(short = 'C', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub cgi_upper: bool,
-
-    /// Output a full HTML page (web mode)
-    #[arg(short = 'w', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub html: bool,
-
-    /// Output the HTML table without the page around it (embedded mode;
-    /// implies -w)
-    #[arg(short = 'W', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub html_embedded: bool,
-
-    /// Output XML data
-    #[arg(short = 'x', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub xml: bool,
-
-    /// Output an Apple / GNUstep property list
-    #[arg(short = 'p', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub plist: bool,
-
-    /// Easily parsable output for shell scripts, one line per session:
-    /// pid|acct|time|state|file|peer|local|port|current|total|%|bandwidth
-    /// (sizes in KiB, bandwidth in KiB/s; `|` and `\` are escaped with `\`,
-    /// control characters shown as `_`)
-    #[arg(short = 's', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub shell: bool,
-
-    /// Output a JSON array with one object per session (typed fields;
-    /// names that are not UTF-8 are escaped and flagged)
-    #[arg(long = "json", action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub json: bool,
-
-    /// Verbose ASCII table: the default table plus sizes and the local
-    /// address
-    #[arg(short = 'v', action = ArgAction::SetTrue, help_heading = "Output format")]
-    pub verbose: bool,
+    /// The format options.
+    #[command(flatten)]
+    pub format: FormatFlags,
 
     /// Don't resolve host names, only show IP addresses
     #[arg(short = 'H', action = ArgAction::SetTrue)]
@@ -152,7 +135,7 @@ pub struct Args {
         value_delimiter = ',',
         help_heading = "Filters"
     )]
-    pub states: Vec<StateArg>,
+    pub states: Vec<State>,
 
     /// The scoreboard directory
     #[arg(long, value_name = "DIR", default_value = DEFAULT_DIR, help_heading = "Scoreboard")]
@@ -187,120 +170,6 @@ pub struct Args {
     /// Ignored, as the C tool ignores operands
     #[arg(hide = true)]
     pub operands: Vec<OsString>,
-
-    /// The format options in command-line order.
-    #[arg(skip)]
-    pub format_order: Vec<FormatOption>,
-}
-
-/// A session state for `--state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StateArg {
-    /// Logged in, no transfer
-    Idle,
-    /// Sending a file to the client
-    Download,
-    /// Receiving a file from the client
-    Upload,
-}
-
-impl From<StateArg> for State {
-    fn from(s: StateArg) -> State {
-        match s {
-            StateArg::Idle => State::Idle,
-            StateArg::Download => State::Download,
-            StateArg::Upload => State::Upload,
-        }
-    }
-}
-
-/// A format option, as it appeared on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FormatOption {
-    /// `-c` or `-C`
-    Cgi,
-    /// `-W`
-    Embedded,
-    /// `-w`
-    Html,
-    /// `-x`
-    Xml,
-    /// `-p`
-    Plist,
-    /// `-s`
-    Shell,
-    /// `--json`
-    Json,
-    /// `--openmetrics` (`ftpwho-query` only)
-    OpenMetrics,
-}
-
-/// The argument id of each format option of [`Args`] (`ftpwho-query`
-/// names its flags the same way).
-pub const FORMAT_IDS: [(&str, FormatOption); 8] = [
-    ("cgi", FormatOption::Cgi),
-    ("cgi_upper", FormatOption::Cgi),
-    ("html_embedded", FormatOption::Embedded),
-    ("html", FormatOption::Html),
-    ("xml", FormatOption::Xml),
-    ("plist", FormatOption::Plist),
-    ("shell", FormatOption::Shell),
-    ("json", FormatOption::Json),
-];
-
-/// The format options given on the command line of `matches`, in
-/// command-line order; `ids` maps argument ids to options.
-pub fn format_order<'a>(
-    matches: &ArgMatches,
-    ids: impl IntoIterator<Item = (&'a str, FormatOption)>,
-) -> Vec<FormatOption> {
-    let mut order = Vec::new();
-    for (id, option) in ids {
-        if matches.value_source(id) != Some(clap::parser::ValueSource::CommandLine) {
-            continue;
-        }
-        if let Some(indices) = matches.indices_of(id) {
-            order.extend(indices.map(|i| (i, option)));
-        }
-    }
-    order.sort_by_key(|&(i, _)| i);
-    order.into_iter().map(|(_, o)| o).collect()
-}
-
-/// The output that format options select.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChosenFormat {
-    /// One of the report formats.
-    Report(Format),
-    /// OpenMetrics text (rendered apart from the report formats).
-    OpenMetrics,
-}
-
-/// The output format, as the C tool chooses it from the format options
-/// in command-line `order`: the last one wins, and `-c`/`-C` (also when
-/// given earlier) make HTML a CGI table, `-W` an embedded one; with none,
-/// a CGI HTML page when `gateway_interface` (the variable is set), the
-/// text table (verbose with `-v`) otherwise.
-pub fn choose_format(
-    order: &[FormatOption],
-    verbose: bool,
-    gateway_interface: bool,
-) -> ChosenFormat {
-    let cgi_option = order.contains(&FormatOption::Cgi);
-    let html = Format::Html {
-        cgi: gateway_interface || cgi_option,
-        embedded: cgi_option || order.contains(&FormatOption::Embedded),
-    };
-    ChosenFormat::Report(match order.last() {
-        Some(FormatOption::Cgi | FormatOption::Embedded | FormatOption::Html) => html,
-        Some(FormatOption::Xml) => Format::Xml,
-        Some(FormatOption::Plist) => Format::Plist,
-        Some(FormatOption::Shell) => Format::Shell,
-        Some(FormatOption::Json) => Format::Json,
-        Some(FormatOption::OpenMetrics) => return ChosenFormat::OpenMetrics,
-        None if gateway_interface => html,
-        None => Format::Text { verbose },
-    })
 }
 
 impl Args {
@@ -313,18 +182,14 @@ impl Args {
     {
         let matches = Args::command().try_get_matches_from(argv)?;
         let mut args = Args::from_arg_matches(&matches)?;
-        args.format_order = format_order(&matches, FORMAT_IDS);
+        args.format.read_order(&matches);
         Ok(args)
     }
 
-    /// The output format, as the C tool chooses it (see
-    /// [`choose_format`]).
-    pub fn format(&self, gateway_interface: bool) -> Format {
-        match choose_format(&self.format_order, self.verbose, gateway_interface) {
-            ChosenFormat::Report(format) => format,
-            // Not an option of pure-ftpwho: the parser never records it.
-            ChosenFormat::OpenMetrics => unreachable!("pure-ftpwho has no --openmetrics"),
-        }
+    /// The output format, and whether a CGI header comes first, as the C
+    /// tool chooses them (see [`FormatFlags::choose`]).
+    pub fn format(&self, gateway_interface: bool) -> (Format, bool) {
+        self.format.choose(gateway_interface)
     }
 
     /// True when host names are not to be resolved (`-H`, `-n`).
@@ -337,7 +202,7 @@ impl Args {
         use std::os::unix::ffi::OsStrExt;
         Filter {
             users: self.users.iter().map(|u| u.as_bytes().to_vec()).collect(),
-            states: self.states.iter().map(|&s| s.into()).collect(),
+            states: self.states.clone(),
         }
     }
 
@@ -347,6 +212,7 @@ impl Args {
             layout: self.layout,
             remove_stale: !self.keep_stale,
             lock_timeout: std::time::Duration::from_millis(self.lock_timeout),
+            ..ScanOptions::default()
         }
     }
 }
@@ -355,7 +221,7 @@ impl Args {
 mod tests {
     use super::*;
 
-    fn format(argv: &[&str], cgi_env: bool) -> Format {
+    fn format(argv: &[&str], cgi_env: bool) -> (Format, bool) {
         let mut full = vec!["pure-ftpwho"];
         full.extend_from_slice(argv);
         Args::parse_ordered(full).unwrap().format(cgi_env)
@@ -363,37 +229,44 @@ mod tests {
 
     #[test]
     fn last_format_option_wins() {
-        assert_eq!(format(&[], false), Format::Text { verbose: false });
-        assert_eq!(format(&["-v"], false), Format::Text { verbose: true });
-        assert_eq!(format(&["-s", "-x"], false), Format::Xml);
-        assert_eq!(format(&["-xs"], false), Format::Shell);
-        assert_eq!(format(&["-sx", "-p"], false), Format::Plist);
-        assert_eq!(format(&["-p", "--json"], false), Format::Json);
-        assert_eq!(format(&["--json", "-s", "-v"], false), Format::Shell);
-        assert_eq!(format(&["-s", "-x", "-s", "-vv"], false), Format::Shell);
-        assert_eq!(format(&["-x", "-s", "-x"], false), Format::Xml);
+        let plain = |f| (f, false);
+        assert_eq!(format(&[], false), plain(Format::Text));
+        assert_eq!(format(&["-v"], false), plain(Format::Verbose));
+        assert_eq!(format(&["-s", "-x"], false), plain(Format::Xml));
+        assert_eq!(format(&["-xs"], false), plain(Format::Shell));
+        assert_eq!(format(&["-sx", "-p"], false), plain(Format::Plist));
+        assert_eq!(format(&["-p", "--json"], false), plain(Format::Json));
+        assert_eq!(format(&["--json", "-s", "-v"], false), plain(Format::Shell));
+        assert_eq!(
+            format(&["-s", "-x", "-s", "-vv"], false),
+            plain(Format::Shell)
+        );
+        assert_eq!(format(&["-x", "-s", "-x"], false), plain(Format::Xml));
+        assert!(Args::parse_ordered(["pure-ftpwho", "--openmetrics"]).is_err());
     }
 
     #[test]
     fn cgi_implies_embedded_html() {
-        let html = |cgi, embedded| Format::Html { cgi, embedded };
-        assert_eq!(format(&["-w"], false), html(false, false));
-        assert_eq!(format(&["-W"], false), html(false, true));
-        assert_eq!(format(&["-c"], false), html(true, true));
-        assert_eq!(format(&["-C"], false), html(true, true));
+        assert_eq!(format(&["-w"], false), (Format::Html, false));
+        assert_eq!(format(&["-W"], false), (Format::HtmlEmbedded, false));
+        assert_eq!(format(&["-c"], false), (Format::HtmlEmbedded, true));
+        assert_eq!(format(&["-C"], false), (Format::HtmlEmbedded, true));
         // -W's effect stays when -w comes later.
-        assert_eq!(format(&["-W", "-w"], false), html(false, true));
-        assert_eq!(format(&["-c", "-s"], false), Format::Shell);
-        assert_eq!(format(&["-s", "-c"], false), html(true, true));
+        assert_eq!(format(&["-W", "-w"], false), (Format::HtmlEmbedded, false));
+        assert_eq!(format(&["-c", "-s"], false), (Format::Shell, false));
+        assert_eq!(format(&["-s", "-c"], false), (Format::HtmlEmbedded, true));
+        assert_eq!(
+            format(&["-c", "-s", "-w"], false),
+            (Format::HtmlEmbedded, true)
+        );
     }
 
     #[test]
     fn gateway_interface_defaults_to_a_cgi_page() {
-        let html = |cgi, embedded| Format::Html { cgi, embedded };
-        assert_eq!(format(&[], true), html(true, false));
-        assert_eq!(format(&["-v"], true), html(true, false));
-        assert_eq!(format(&["-W"], true), html(true, true));
-        assert_eq!(format(&["-s"], true), Format::Shell);
+        assert_eq!(format(&[], true), (Format::Html, true));
+        assert_eq!(format(&["-v"], true), (Format::Html, true));
+        assert_eq!(format(&["-W"], true), (Format::HtmlEmbedded, true));
+        assert_eq!(format(&["-s"], true), (Format::Shell, false));
     }
 
     #[test]
@@ -418,6 +291,8 @@ mod tests {
         assert_eq!(filter.states, vec![State::Idle, State::Upload]);
         assert_eq!(args.scan_options().layout, Some(Layout::UPSTREAM));
         assert!(Args::parse_ordered(["pure-ftpwho", "--state", "busy"]).is_err());
+        // Free and unknown states are never filter values.
+        assert!(Args::parse_ordered(["pure-ftpwho", "--state", "free"]).is_err());
         assert!(Args::parse_ordered(["pure-ftpwho", "--layout", "x"]).is_err());
         let err = Args::parse_ordered(["pure-ftpwho", "-z"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
@@ -449,6 +324,10 @@ mod tests {
             "Exit status",
         ] {
             assert!(help.contains(opt), "{opt} missing from --help");
+        }
+        for exit in Exit::ALL {
+            let line = format!("\n  {} ", exit.code());
+            assert!(help.contains(&line), "exit status {exit:?} missing");
         }
         Args::command().debug_assert();
     }

@@ -4,23 +4,46 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::ftpwho::settings::FtpwhodConfig;
+use crate::ftpwho::settings::{FtpwhodConfig, Settings};
+use crate::os::config::Fragment;
 
-/// Exit status: exited after --idle-timeout without a client, or after
-/// `--check-config`.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: serving failed.
-pub const EXIT_RUNTIME: u8 = 1;
-/// Exit status: invalid option or configuration, or no socket to listen on.
-pub const EXIT_USAGE: u8 = 2;
+/// The exit status of `ftpwhod`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Exited after --idle-timeout without a client, or after
+    /// `--check-config`.
+    Ok = 0,
+    /// Serving failed.
+    Runtime = 1,
+    /// Invalid option or configuration, or no socket to listen on.
+    Usage = 2,
+}
+
+impl Exit {
+    /// Every status, as `--help` lists them.
+    pub const ALL: [Exit; 3] = [Exit::Ok, Exit::Runtime, Exit::Usage];
+
+    /// The status as a number.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
 
 const AFTER_HELP: &str = "\
 Configuration: /etc/ftpwhod.toml if it exists, then /etc/ftpwhod.d/*.toml
 in name order. --config FILE replaces the first and must exist; FILE's .d
 directory, if any, replaces the second. Keys: group, idle_timeout,
-max_connections, request_timeout, max_request_bytes, per_user_view,
-top_users, scoreboard, layout (auto, debian, upstream or
-{ max_user_length = N, filename_len = N }). Options given here win.
+max_connections, max_connections_per_user, request_timeout, lock_budget,
+max_request_bytes, per_user_view, top_users, scoreboard, layout (auto,
+debian, upstream or { max_user_length = N, filename_len = N }). Options
+given here win. Durations are seconds: 0 or at least 0.001, at most a
+year (31536000).
+
+Per-user view: the packaged socket (mode 0660, group ftpwho) lets only
+root and the group connect. For users outside the group to see their own
+sessions, set per_user_view = true and give the socket mode 0666
+(systemctl edit pure-ftpwho.socket: [Socket] SocketMode=0666).
 
 Exit status:
   0  exited after --idle-timeout without a client; also --check-config
@@ -68,10 +91,21 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Seconds a client has to send each request and take its answer
-    /// [config: request_timeout; default 5].
+    /// Connections of one uid served at once; root is not bounded
+    /// [config: max_connections_per_user; default 16].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_user: Option<usize>,
+
+    /// Seconds a client has to send each request and take its whole
+    /// answer [config: request_timeout; default 5].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub request_timeout: Option<f64>,
+
+    /// Seconds one scan may wait, in all, for the FTP server's locks on
+    /// entries before reading the rest unlocked [config: lock_budget;
+    /// default 1].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub lock_budget: Option<f64>,
 
     /// Let users outside the group see their own sessions
     /// [config: per_user_view].
@@ -93,29 +127,32 @@ pub struct Args {
 }
 
 impl Args {
-    /// Overlays the options given on the command line onto `config`.
-    pub fn apply(&self, config: &mut FtpwhodConfig) {
-        if let Some(v) = &self.scoreboard {
-            config.scoreboard = Some(v.clone());
+    /// The settings given on the command line, as a configuration
+    /// fragment, to be merged after the files.
+    pub fn fragment(&self) -> FtpwhodConfig {
+        FtpwhodConfig {
+            group: self.group.clone(),
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+            max_connections_per_user: self.max_connections_per_user,
+            request_timeout: self.request_timeout,
+            lock_budget: self.lock_budget,
+            per_user_view: self.per_user_view.then_some(true),
+            top_users: self.top_users,
+            scoreboard: self.scoreboard.clone(),
+            ..FtpwhodConfig::default()
         }
-        if let Some(v) = &self.group {
-            config.group = Some(v.clone());
-        }
-        if let Some(v) = self.idle_timeout {
-            config.idle_timeout = Some(v);
-        }
-        if let Some(v) = self.max_connections {
-            config.max_connections = Some(v);
-        }
-        if let Some(v) = self.request_timeout {
-            config.request_timeout = Some(v);
-        }
-        if self.per_user_view {
-            config.per_user_view = Some(true);
-        }
-        if let Some(v) = self.top_users {
-            config.top_users = Some(v);
-        }
+    }
+
+    /// The settings to run with: the configuration files (`--config`, or
+    /// the default ones), then the command line, checked.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut config = FtpwhodConfig::load(self.config.as_deref())?;
+        config.merge(self.fragment());
+        config
+            .settings()
+            .map_err(anyhow::Error::new)
+            .map_err(|e| e.context("invalid configuration"))
     }
 }
 
@@ -136,7 +173,9 @@ mod tests {
             "group",
             "idle_timeout",
             "max_connections",
+            "max_connections_per_user",
             "request_timeout",
+            "lock_budget",
             "max_request_bytes",
             "per_user_view",
             "top_users",
@@ -145,10 +184,10 @@ mod tests {
         ] {
             assert!(help.contains(key), "config key {key} missing");
         }
-        for code in [EXIT_OK, EXIT_RUNTIME, EXIT_USAGE] {
+        for exit in Exit::ALL {
             assert!(
-                help.contains(&format!("\n  {code}  ")),
-                "exit status {code} missing"
+                help.contains(&format!("\n  {}  ", exit.code())),
+                "exit status {exit:?} missing"
             );
         }
     }
@@ -156,10 +195,24 @@ mod tests {
     #[test]
     fn negative_durations_reach_the_configuration_check() {
         let args = Args::parse_from(["ftpwhod", "--idle-timeout", "-3"]);
-        let mut config = FtpwhodConfig::default();
-        args.apply(&mut config);
-        let e = config.settings().unwrap_err();
-        assert!(e.contains("idle_timeout must be a non-negative"), "{e}");
+        let e = args.fragment().settings().unwrap_err();
+        assert_eq!(
+            e,
+            crate::ftpwho::settings::SettingsError::NotSeconds {
+                key: "idle_timeout",
+                value: -3.0
+            }
+        );
+    }
+
+    #[test]
+    fn durations_the_clock_cannot_add_are_usage_errors() {
+        for option in ["--idle-timeout", "--request-timeout", "--lock-budget"] {
+            for value in ["9223372036854775807", "1e-10"] {
+                let args = Args::parse_from(["ftpwhod", option, value]);
+                assert!(args.fragment().settings().is_err(), "{option} {value}");
+            }
+        }
     }
 
     #[test]
@@ -175,12 +228,22 @@ mod tests {
         let mut config = FtpwhodConfig {
             group: Some("ftpwho".into()),
             top_users: Some(4),
+            per_user_view: Some(true),
             ..Default::default()
         };
-        args.apply(&mut config);
+        config.merge(args.fragment());
         assert_eq!(config.group.as_deref(), Some("staff"));
         assert_eq!(config.idle_timeout, Some(0.5));
         assert_eq!(config.per_user_view, Some(true));
         assert_eq!(config.top_users, Some(4));
+        // Options not given leave the files' values alone.
+        let mut config = FtpwhodConfig {
+            per_user_view: Some(true),
+            scoreboard: Some("/srv/board".into()),
+            ..Default::default()
+        };
+        config.merge(Args::parse_from(["ftpwhod"]).fragment());
+        assert_eq!(config.per_user_view, Some(true));
+        assert_eq!(config.scoreboard, Some("/srv/board".into()));
     }
 }

@@ -3,12 +3,13 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{ArgGroup, CommandFactory, FromArgMatches, Parser};
 
-use crate::cli::ftpwho::{choose_format, format_order, ChosenFormat, FormatOption, FORMAT_IDS};
-use crate::ftpwho::query::protocol::{Op, OutputFormat, Request, StateName};
+use super::format::{FormatFlags, HEADING as FORMAT_HEADING};
+use crate::ftpwho::query::client::{ClientError, DEFAULT_SOCKET};
+use crate::ftpwho::query::protocol::{Op, Request};
 use crate::ftpwho::report::Format;
+use crate::ftpwho::scoreboard::State;
 
 fn positive_seconds(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
@@ -17,19 +18,108 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Exit status: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: the responder answered with an error, the answer was not
-/// understood, or the output could not be written.
-pub const EXIT_ERROR: u8 = 1;
-/// Exit status: invalid option.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit status: nothing answers at the socket.
-pub const EXIT_CONNECT: u8 = 3;
-/// Exit status: the socket or the responder refused us.
-pub const EXIT_DENIED: u8 = 4;
+/// When control bytes of the answer are shown as visible escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Escape {
+    /// When the standard output is a terminal.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never: the exact bytes, as pure-ftpwho prints them.
+    Never,
+}
 
-const FORMAT_HEADING: &str = "Output format";
+impl Escape {
+    /// True when the output is to be escaped, `terminal` saying whether
+    /// the standard output is a terminal.
+    pub fn applies(self, terminal: bool) -> bool {
+        match self {
+            Escape::Auto => terminal,
+            Escape::Always => true,
+            Escape::Never => false,
+        }
+    }
+}
+
+/// Makes control characters visible, as `ls` does on a terminal: C0
+/// controls but the newline, DEL and C1 controls (as characters, or as
+/// bytes that are not UTF-8) become `\xNN`, and a backslash `\\`, so
+/// that a name cannot move the cursor, clear the screen, ring the bell or
+/// rewrite the terminal's title. Other bytes are kept.
+pub fn escape_controls(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let hex = |out: &mut Vec<u8>, b: u8| {
+        out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push(b'\n'),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\0'..='\x1f' | '\x7f' => hex(&mut out, c as u8),
+                '\u{80}'..='\u{9f}' => {
+                    out.extend_from_slice(format!("\\u{{{:x}}}", c as u32).as_bytes())
+                }
+                c => {
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+        for &b in chunk.invalid() {
+            if (0x80..0xa0).contains(&b) {
+                hex(&mut out, b);
+            } else {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// The exit status of `ftpwho-query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// The responder answered with an error, the answer was not
+    /// understood, or the output could not be written.
+    Error = 1,
+    /// Invalid option.
+    Usage = 2,
+    /// Nothing answers at the socket.
+    Connect = 3,
+    /// The socket or the responder refused us.
+    Denied = 4,
+}
+
+impl Exit {
+    /// Every status, as `--help` lists them.
+    pub const ALL: [Exit; 5] = [
+        Exit::Ok,
+        Exit::Error,
+        Exit::Usage,
+        Exit::Connect,
+        Exit::Denied,
+    ];
+
+    /// The status as a number.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<&ClientError> for Exit {
+    fn from(error: &ClientError) -> Exit {
+        match error {
+            ClientError::Connect { .. } => Exit::Connect,
+            ClientError::PermissionDenied(_) => Exit::Denied,
+            ClientError::Server(_) | ClientError::Transport { .. } => Exit::Error,
+        }
+    }
+}
 
 const AFTER_HELP: &str = "\
 Format options:
@@ -38,6 +128,14 @@ Format options:
   embedded table. --json and --openmetrics are format options too. With
   none, the text table (verbose with -v), or a CGI HTML page when
   GATEWAY_INTERFACE is set (run by a web server), as pure-ftpwho does.
+
+Control bytes:
+  Account and file names are chosen by FTP users. On a terminal, control
+  characters in the answer (but newlines) are shown as visible escapes,
+  as ls shows them: \x1b for ESC, \x07 for BEL, \x0d for CR, \\ for a
+  backslash. Piped or redirected, the exact bytes are written, as
+  pure-ftpwho writes them; --escape=always or --escape=never decides
+  instead.
 
 Exit status:
   0  success
@@ -65,47 +163,12 @@ Exit status:
 #[command(group(ArgGroup::new("operation").args(["count", "ping", "stats"])))]
 pub struct Args {
     /// The responder's socket.
-    #[arg(long, value_name = "PATH", env = "FTPWHO_SOCKET", default_value = crate::ftpwho::query::client::DEFAULT_SOCKET)]
+    #[arg(long, value_name = "PATH", env = "FTPWHO_SOCKET", default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
 
-    /// CGI mode: a `Content-Type: text/html` header, then the HTML table
-    /// without the page around it (implies -W).
-    #[arg(short = 'c', help_heading = FORMAT_HEADING)]
-    pub cgi: bool,
-
-    /// Same as -c.
-    #[arg(short = 'C', help_heading = FORMAT_HEADING)]
-    pub cgi_upper: bool,
-
-    /// Easily parsable output for shell scripts:
-    /// pid|acct|time|state|file|peer|local|port|current|total|%|bandwidth
-    #[arg(short = 's', help_heading = FORMAT_HEADING)]
-    pub shell: bool,
-
-    /// Output XML data.
-    #[arg(short = 'x', help_heading = FORMAT_HEADING)]
-    pub xml: bool,
-
-    /// Output an Apple / GNUstep property list.
-    #[arg(short = 'p', help_heading = FORMAT_HEADING)]
-    pub plist: bool,
-
-    /// Output an HTML page (web mode).
-    #[arg(short = 'w', help_heading = FORMAT_HEADING)]
-    pub html: bool,
-
-    /// Output HTML without header and footer (embedded mode; implies -w).
-    #[arg(short = 'W', help_heading = FORMAT_HEADING)]
-    pub html_embedded: bool,
-
-    /// Verbose ASCII table (with sizes and local addresses), when no other
-    /// format option is given.
-    #[arg(short = 'v', help_heading = FORMAT_HEADING)]
-    pub verbose: bool,
-
-    /// Output JSON.
-    #[arg(long, help_heading = FORMAT_HEADING)]
-    pub json: bool,
+    /// The format options of pure-ftpwho.
+    #[command(flatten)]
+    pub format: FormatFlags,
 
     /// Output OpenMetrics text, for Prometheus.
     #[arg(long, help_heading = FORMAT_HEADING)]
@@ -138,11 +201,10 @@ pub struct Args {
     #[arg(
         long = "state",
         value_name = "STATE",
-        value_delimiter = ',',
-        value_parser = PossibleValuesParser::new(["idle", "download", "upload"])
-            .map(|s| s.parse::<StateName>().expect("one of the possible values"))
+        value_enum,
+        value_delimiter = ','
     )]
-    pub states: Vec<StateName>,
+    pub states: Vec<State>,
 
     /// Refresh every SECONDS: in a terminal, clear the screen and redraw;
     /// otherwise print each result in turn (batch mode). Stops at the first
@@ -154,26 +216,19 @@ pub struct Args {
     #[arg(long, value_name = "N", requires = "watch")]
     pub iterations: Option<u64>,
 
+    /// Show control characters of the answer as visible escapes (\x1b,
+    /// \\): auto on a terminal, always, or never (the exact bytes).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Escape::Auto)]
+    pub escape: Escape,
+
     /// Seconds to wait for the responder.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = positive_seconds)]
     pub timeout: f64,
-
-    /// The format options in command-line order.
-    #[arg(skip)]
-    pub format_order: Vec<FormatOption>,
 
     /// True when `GATEWAY_INTERFACE` is set: with no format option, the
     /// output is a CGI HTML page (set by the binary).
     #[arg(skip)]
     pub gateway_interface: bool,
-}
-
-/// The argument ids of the format options: pure-ftpwho's, and
-/// `--openmetrics`.
-fn format_ids() -> impl Iterator<Item = (&'static str, FormatOption)> {
-    FORMAT_IDS
-        .into_iter()
-        .chain([("openmetrics", FormatOption::OpenMetrics)])
 }
 
 impl Args {
@@ -186,35 +241,18 @@ impl Args {
     {
         let matches = Args::command().try_get_matches_from(argv)?;
         let mut args = Args::from_arg_matches(&matches)?;
-        args.format_order = format_order(&matches, format_ids());
+        args.format.read_order(&matches);
         Ok(args)
     }
 
     /// The format to ask for, and whether to print a CGI header before
-    /// it: pure-ftpwho's choice (the same code), in the protocol's terms.
-    pub fn output(&self) -> (OutputFormat, bool) {
-        let chosen = choose_format(&self.format_order, self.verbose, self.gateway_interface);
-        match chosen {
-            ChosenFormat::Report(Format::Text { verbose: false }) => (OutputFormat::Text, false),
-            ChosenFormat::Report(Format::Text { verbose: true }) => (OutputFormat::Verbose, false),
-            ChosenFormat::Report(Format::Html { cgi, embedded }) => (
-                if embedded {
-                    OutputFormat::HtmlEmbedded
-                } else {
-                    OutputFormat::Html
-                },
-                cgi,
-            ),
-            ChosenFormat::Report(Format::Xml) => (OutputFormat::Xml, false),
-            ChosenFormat::Report(Format::Plist) => (OutputFormat::Plist, false),
-            ChosenFormat::Report(Format::Shell) => (OutputFormat::Shell, false),
-            ChosenFormat::Report(Format::Json) => (OutputFormat::Json, false),
-            ChosenFormat::OpenMetrics => (OutputFormat::Openmetrics, false),
-        }
+    /// it: pure-ftpwho's choice, by the same code.
+    pub fn output(&self) -> (Format, bool) {
+        self.format.choose(self.gateway_interface)
     }
 
     /// The output format the flags select.
-    pub fn format(&self) -> OutputFormat {
+    pub fn format(&self) -> Format {
         self.output().0
     }
 
@@ -271,10 +309,10 @@ mod tests {
     #[test]
     fn help_lists_every_exit_status_and_the_format_rule() {
         let help = Args::command().render_long_help().to_string();
-        for code in [EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_CONNECT, EXIT_DENIED] {
+        for exit in Exit::ALL {
             assert!(
-                help.contains(&format!("\n  {code}  ")),
-                "exit status {code} missing"
+                help.contains(&format!("\n  {}  ", exit.code())),
+                "exit status {exit:?} missing"
             );
         }
         for text in [
@@ -289,7 +327,7 @@ mod tests {
         }
         assert_eq!(
             parse(&["--bogus"]).unwrap_err().exit_code(),
-            i32::from(EXIT_USAGE)
+            i32::from(Exit::Usage.code())
         );
     }
 
@@ -299,19 +337,19 @@ mod tests {
         assert_eq!(
             a.request(),
             Request {
-                format: Some(OutputFormat::Shell),
+                format: Some(Format::Shell),
                 users: vec!["bob".into()],
-                states: vec![StateName::Upload],
+                states: vec![State::Upload],
                 numeric: true,
                 ..Request::new(Op::List)
             }
         );
-        assert_eq!(parse(&["-v"]).unwrap().format(), OutputFormat::Verbose);
-        assert_eq!(parse(&["-W"]).unwrap().format(), OutputFormat::HtmlEmbedded);
-        assert_eq!(parse(&[]).unwrap().format(), OutputFormat::Text);
+        assert_eq!(parse(&["-v"]).unwrap().format(), Format::Verbose);
+        assert_eq!(parse(&["-W"]).unwrap().format(), Format::HtmlEmbedded);
+        assert_eq!(parse(&[]).unwrap().format(), Format::Text);
         assert_eq!(
             parse(&["--openmetrics"]).unwrap().format(),
-            OutputFormat::Openmetrics
+            Format::Openmetrics
         );
         let count = parse(&["--count", "alice"]).unwrap().request();
         assert_eq!(
@@ -335,13 +373,62 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.users, ["bob", "eve"]);
-        assert_eq!(
-            a.states,
-            [StateName::Idle, StateName::Upload, StateName::Download]
-        );
+        assert_eq!(a.states, [State::Idle, State::Upload, State::Download]);
         let request = a.request();
         assert_eq!((request.users, request.states), (a.users, a.states));
         assert!(parse(&["--state", "idle,busy"]).is_err());
+    }
+
+    #[test]
+    fn client_errors_map_to_exit_statuses() {
+        use crate::ftpwho::query::protocol::{ErrorCode, ProtocolError};
+        let connect = ClientError::Connect {
+            path: "s".into(),
+            source: std::io::ErrorKind::NotFound.into(),
+        };
+        assert_eq!(Exit::from(&connect), Exit::Connect);
+        let denied = ClientError::PermissionDenied("no".into());
+        assert_eq!(Exit::from(&denied), Exit::Denied);
+        let server = ClientError::Server(ProtocolError::new(ErrorCode::Busy, "busy"));
+        assert_eq!(Exit::from(&server), Exit::Error);
+        let transport = ClientError::Transport {
+            path: "s".into(),
+            message: "cut".into(),
+        };
+        assert_eq!(Exit::from(&transport), Exit::Error);
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
+    }
+
+    /// The C tool's option loop, word by word: each format option sets the
+    /// format, -c/-C also set CGI and embedded mode, -W embedded mode.
+    fn c_getopt_model(words: &[&str], gateway_interface: bool) -> (Format, bool) {
+        let (mut last, mut cgi, mut embedded, mut verbose) = (None, false, false, false);
+        for word in words {
+            match *word {
+                "-c" | "-C" => (last, cgi, embedded) = (Some(Format::Html), true, true),
+                "-w" => last = Some(Format::Html),
+                "-W" => (last, embedded) = (Some(Format::Html), true),
+                "-x" => last = Some(Format::Xml),
+                "-p" => last = Some(Format::Plist),
+                "-s" => last = Some(Format::Shell),
+                "--json" => last = Some(Format::Json),
+                "-v" => verbose = true,
+                other => panic!("not a format option: {other}"),
+            }
+        }
+        let html = if embedded {
+            Format::HtmlEmbedded
+        } else {
+            Format::Html
+        };
+        match last {
+            Some(Format::Html) => (html, cgi || gateway_interface),
+            Some(other) => (other, false),
+            None if gateway_interface => (html, true),
+            None if verbose => (Format::Verbose, false),
+            None => (Format::Text, false),
+        }
     }
 
     /// Every combination of up to three format options (and -v, and the
@@ -374,56 +461,51 @@ mod tests {
                 .format(gateway_interface);
                 let mut q = parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
                 q.gateway_interface = gateway_interface;
-                let (format, cgi) = q.output();
-                let expected = match c {
-                    Format::Text { verbose: false } => (OutputFormat::Text, false),
-                    Format::Text { verbose: true } => (OutputFormat::Verbose, false),
-                    Format::Html {
-                        cgi,
-                        embedded: false,
-                    } => (OutputFormat::Html, cgi),
-                    Format::Html {
-                        cgi,
-                        embedded: true,
-                    } => (OutputFormat::HtmlEmbedded, cgi),
-                    Format::Xml => (OutputFormat::Xml, false),
-                    Format::Plist => (OutputFormat::Plist, false),
-                    Format::Shell => (OutputFormat::Shell, false),
-                    Format::Json => (OutputFormat::Json, false),
-                };
-                assert_eq!((format, cgi), expected, "{line:?} {gateway_interface}");
+                let expected = c_getopt_model(line, gateway_interface);
+                assert_eq!(c, expected, "pure-ftpwho {line:?} {gateway_interface}");
+                assert_eq!(q.output(), expected, "{line:?} {gateway_interface}");
             }
         }
         let format = |args: &[&str]| parse(args).unwrap().output();
-        assert_eq!(format(&["-s", "-x"]), (OutputFormat::Xml, false));
-        assert_eq!(format(&["-w", "-W"]), (OutputFormat::HtmlEmbedded, false));
-        assert_eq!(format(&["-W", "-w"]), (OutputFormat::HtmlEmbedded, false));
-        assert_eq!(format(&["-c"]), (OutputFormat::HtmlEmbedded, true));
-        assert_eq!(format(&["-c", "-s"]), (OutputFormat::Shell, false));
+        assert_eq!(format(&["-s", "-x"]), (Format::Xml, false));
+        assert_eq!(format(&["-w", "-W"]), (Format::HtmlEmbedded, false));
+        assert_eq!(format(&["-W", "-w"]), (Format::HtmlEmbedded, false));
+        assert_eq!(format(&["-c"]), (Format::HtmlEmbedded, true));
+        assert_eq!(format(&["-c", "-s"]), (Format::Shell, false));
         // --openmetrics is a format option too: the last one wins.
         assert_eq!(
             format(&["-s", "--openmetrics"]),
-            (OutputFormat::Openmetrics, false)
+            (Format::Openmetrics, false)
         );
-        assert_eq!(
-            format(&["--openmetrics", "-s"]),
-            (OutputFormat::Shell, false)
-        );
+        assert_eq!(format(&["--openmetrics", "-s"]), (Format::Shell, false));
         assert_eq!(
             format(&["--json", "--openmetrics"]),
-            (OutputFormat::Openmetrics, false)
+            (Format::Openmetrics, false)
         );
-        assert_eq!(
-            format(&["--openmetrics", "--json"]),
-            (OutputFormat::Json, false)
-        );
+        assert_eq!(format(&["--openmetrics", "--json"]), (Format::Json, false));
         assert_eq!(
             format(&["-c", "--openmetrics", "-w"]),
-            (OutputFormat::HtmlEmbedded, true)
+            (Format::HtmlEmbedded, true)
         );
         // The CGI header is for listings only.
         assert!(parse(&["-c"]).unwrap().cgi_header());
         assert!(!parse(&["-c", "--count", "bob"]).unwrap().cgi_header());
+    }
+
+    #[test]
+    fn control_bytes_are_made_visible() {
+        assert_eq!(
+            escape_controls(b"a\x1b]0;owned\x07b\rc\\d\n\tcaf\xe9\xc2\x9b\x9b\x7f\xc3\xa9\n"),
+            b"a\\x1b]0;owned\\x07b\\x0dc\\\\d\n\\x09caf\xe9\\u{9b}\\x9b\\x7f\xc3\xa9\n"
+        );
+        assert_eq!(escape_controls(b"plain text\n"), b"plain text\n");
+        assert_eq!(parse(&[]).unwrap().escape, Escape::Auto);
+        assert_eq!(parse(&["--escape=never"]).unwrap().escape, Escape::Never);
+        assert!(Escape::Auto.applies(true) && !Escape::Auto.applies(false));
+        assert!(Escape::Always.applies(false) && !Escape::Never.applies(true));
+        let help = Args::command().render_long_help().to_string();
+        assert!(help.contains("--escape"), "{help}");
+        assert!(help.contains("visible escapes"), "{help}");
     }
 
     #[test]

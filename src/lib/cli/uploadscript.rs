@@ -5,20 +5,85 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::upload::settings::{Hash, Id, Timeout};
+use crate::upload::daemon::DaemonError;
+use crate::upload::hash::Hash;
+use crate::upload::limits::{Isolation, Profile};
+use crate::upload::settings::{Id, Overrides, SettingsError, Timeout, UploadscriptConfig};
 
-/// Exit status: stopped by `SIGTERM`, `SIGINT` or `SIGHUP`; also `-h`, and
-/// the parent after `-B`.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: the pipe could not be read any more.
-pub const EXIT_RUNTIME: u8 = 1;
-/// Exit status: invalid option or configuration, or an unusable program.
-pub const EXIT_USAGE: u8 = 2;
-/// Exit status: the upload pipe cannot be opened or created, or is insecure.
-pub const EXIT_PIPE: u8 = 3;
-/// Exit status: the uid/gid cannot be switched to, or a pid file given
-/// with `-p` cannot be written.
-pub const EXIT_IDENTITY: u8 = 4;
+/// `pure-uploadscript`'s exit statuses (listed in `--help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ExitStatus {
+    /// Stopped by `SIGTERM`, `SIGINT` or `SIGHUP`; also `-h`, and the
+    /// parent after `-B`.
+    Ok = 0,
+    /// The pipe could not be read any more.
+    Runtime = 1,
+    /// Invalid option or configuration, or an unusable program.
+    Usage = 2,
+    /// The upload pipe cannot be opened or created, or is insecure.
+    Pipe = 3,
+    /// The uid/gid cannot be switched to, or a pid file given with `-p`
+    /// cannot be written.
+    Identity = 4,
+}
+
+impl ExitStatus {
+    /// Every status, in order.
+    pub const ALL: [ExitStatus; 5] = [
+        ExitStatus::Ok,
+        ExitStatus::Runtime,
+        ExitStatus::Usage,
+        ExitStatus::Pipe,
+        ExitStatus::Identity,
+    ];
+
+    /// The number the process exits with.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(status.code())
+    }
+}
+
+impl From<&SettingsError> for ExitStatus {
+    /// Every settings error is a usage error: the configuration, an option
+    /// or the program named is wrong.
+    fn from(error: &SettingsError) -> Self {
+        match error {
+            SettingsError::Config(_)
+            | SettingsError::NoProgram
+            | SettingsError::Program(_)
+            | SettingsError::UnknownUser(_)
+            | SettingsError::UnknownGroup(_)
+            | SettingsError::Lookup { .. }
+            | SettingsError::Isolation(_)
+            | SettingsError::Path { .. } => ExitStatus::Usage,
+        }
+    }
+}
+
+impl From<&DaemonError> for ExitStatus {
+    fn from(error: &DaemonError) -> Self {
+        match error {
+            DaemonError::Program(_) => ExitStatus::Usage,
+            DaemonError::Pipe(_) | DaemonError::Lock(_) => ExitStatus::Pipe,
+            DaemonError::Identity(_) | DaemonError::PidFile { .. } => ExitStatus::Identity,
+            DaemonError::ListenFds(_)
+            | DaemonError::Fork(_)
+            | DaemonError::CloseOnExec(_)
+            | DaemonError::Signals(_)
+            | DaemonError::Chdir(_)
+            | DaemonError::Runner(_)
+            | DaemonError::ReadPipe(_)
+            | DaemonError::Poll(_) => ExitStatus::Runtime,
+        }
+    }
+}
 
 const AFTER_HELP: &str = "\
 The program is run once per uploaded file, in upload order, with the file
@@ -35,11 +100,22 @@ environment with --keep-env). Only regular files are processed, not
 symbolic links, directories or devices.
 
 Configuration: /etc/pure-uploadscript.toml if it exists, then
-/etc/pure-uploadscript.d/*.toml in name order. --config FILE replaces the
-first and must exist; FILE's .d directory, if any, replaces the second.
+/etc/pure-uploadscript.d/*.toml in name order (names starting with a dot
+are left out). --config FILE replaces the first and must exist; FILE's .d
+directory, if any, replaces the second. Each must be a regular file (or a
+link to one) of at most 1 MiB.
 Keys: run, uid, gid, pipe, pidfile, daemonize, timeout, hash, keep_env,
 capture_output, vhost_dir (where IP:/path names are mapped, default
-/etc/pure-ftpd/pure-ftpd). Options given here win.
+/etc/pure-ftpd/pure-ftpd), isolation, profile, memory_max, cpu_quota,
+tasks_max (see below). Options given here win.
+
+Under systemd, when pure-uploadscript-run.socket listens, each run is a
+unit of its own (isolation = \"unit\"): pure-uploadscript-run@.service
+takes the program, uid, gid, timeout, hash, keep_env, capture_output and
+the limits memory_max, cpu_quota, tasks_max from the configuration files
+(not from this command line: -r, -u, -g, --timeout, --hash, --keep-env or
+--capture-output given here mean isolation = \"process\"); profile =
+\"strict\" runs it read-only, without network or capabilities.
 
 Under systemd (NOTIFY_SOCKET set, or INVOCATION_ID with systemd as the
 parent) the daemon stays in the
@@ -54,7 +130,8 @@ Exit status:
      ends or times out); also -h, and the parent process with -B
   1  the upload pipe could not be read any more
   2  invalid option or configuration, or a --config FILE that does not
-     exist; the program is missing, not absolute or not executable
+     exist, a configuration file that is not a regular file or is too
+     large; the program is missing, not absolute or not executable
   3  the upload pipe cannot be opened or created, or is insecure
      (not a FIFO, mode not 0600, owner not root or the effective user)
   4  the uid/gid cannot be switched to, or the -p pid file cannot be
@@ -121,6 +198,42 @@ pub struct Args {
     /// Log a checksum of each file [default: none]
     #[arg(long, value_name = "ALGORITHM")]
     pub hash: Option<Hash>,
+
+    /// Run the program in a unit of its own per upload, or as a child
+    /// process [default: unit under systemd when pure-uploadscript-run.socket
+    /// listens, process otherwise]
+    #[arg(long, value_name = "WHERE")]
+    pub isolation: Option<Isolation>,
+
+    /// Serve one run for pure-uploadscript-run@.service (internal)
+    #[arg(long, value_name = "PROFILE", hide = true)]
+    pub run_instance: Option<Profile>,
+}
+
+impl From<Args> for Overrides {
+    /// The options given become the last configuration layer; a flag not
+    /// given leaves the files' setting alone.
+    fn from(args: Args) -> Overrides {
+        let flag = |given: bool| given.then_some(true);
+        Overrides {
+            config: args.config,
+            options: UploadscriptConfig {
+                run: args.run,
+                uid: args.uid,
+                gid: args.gid,
+                pipe: args.pipe,
+                pidfile: args.pidfile,
+                daemonize: flag(args.daemonize),
+                timeout: args.timeout,
+                hash: args.hash,
+                keep_env: flag(args.keep_env),
+                capture_output: flag(args.capture_output),
+                vhost_dir: None,
+                isolation: args.isolation,
+                ..Default::default()
+            },
+        }
+    }
 }
 
 #[cfg(test)]
@@ -188,13 +301,15 @@ mod tests {
             "--keep-env",
             "--capture-output",
             "--hash",
+            "--isolation",
         ] {
             assert!(help.contains(opt), "{opt} missing");
         }
         for (key, _, _) in crate::upload::settings::KEYS {
             assert!(help.contains(key), "config key {key} missing");
         }
-        for code in [EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_PIPE, EXIT_IDENTITY] {
+        for status in ExitStatus::ALL {
+            let code = status.code();
             assert!(
                 help.contains(&format!("\n  {code}  ")),
                 "exit status {code} missing"
@@ -211,7 +326,64 @@ mod tests {
             &["x", "--bogus"],
         ] {
             let e = Args::try_parse_from(args).unwrap_err();
-            assert_eq!(e.exit_code(), EXIT_USAGE as i32, "{args:?}");
+            assert_eq!(e.exit_code(), ExitStatus::Usage.code() as i32, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn options_become_the_last_layer() {
+        let o = Overrides::from(
+            Args::try_parse_from(["x", "--config", "/c.toml", "-r", "/r", "--keep-env"]).unwrap(),
+        );
+        assert_eq!(o.config, Some("/c.toml".into()));
+        assert_eq!(
+            o.options,
+            UploadscriptConfig {
+                run: Some("/r".into()),
+                keep_env: Some(true),
+                ..Default::default()
+            }
+        );
+        // Flags not given leave the files' settings alone.
+        let o = Overrides::from(Args::try_parse_from(["x"]).unwrap());
+        assert_eq!(o, Overrides::default());
+    }
+
+    #[test]
+    fn errors_map_to_their_exit_statuses() {
+        use crate::upload::pipe::fifo::{FifoError, Insecurity};
+        use crate::upload::program::ProgramError;
+        let codes: Vec<u8> = ExitStatus::ALL.iter().map(|s| s.code()).collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
+        assert_eq!(
+            ExitStatus::from(&SettingsError::NoProgram),
+            ExitStatus::Usage
+        );
+        let io = || std::io::Error::from_raw_os_error(libc::EIO);
+        let cases = [
+            (
+                DaemonError::Program(ProgramError::NotRegular("/p".into())),
+                ExitStatus::Usage,
+            ),
+            (
+                DaemonError::Pipe(FifoError::Insecure {
+                    path: "/f".into(),
+                    why: Insecurity::NotFifo,
+                }),
+                ExitStatus::Pipe,
+            ),
+            (
+                DaemonError::PidFile {
+                    path: "/p".into(),
+                    source: io(),
+                },
+                ExitStatus::Identity,
+            ),
+            (DaemonError::ReadPipe(io()), ExitStatus::Runtime),
+            (DaemonError::Poll(io()), ExitStatus::Runtime),
+        ];
+        for (error, status) in cases {
+            assert_eq!(ExitStatus::from(&error), status, "{error}");
         }
     }
 }

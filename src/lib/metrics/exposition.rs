@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 use crate::ftpwho::report::openmetrics::{self, escape_label, Metrics};
+use crate::ftpwho::scoreboard::{self, Note};
 use crate::upload::metrics::{UploadCounters, DURATION_BUCKETS};
 
 /// The exposition formats served.
@@ -79,9 +80,11 @@ pub enum SkipReason {
     NotRegular,
     /// Owned by another user than the directory's.
     Owner,
-    /// A size that matches no record layout.
+    /// A size that matches no record layout, or bytes that are no record
+    /// of it.
     Layout,
-    /// Anything else (cannot open, stat or read).
+    /// Anything else: cannot open, stat or read (a short read too), a mode
+    /// without owner read and write, or a directory not read to its end.
     Unreadable,
 }
 
@@ -108,21 +111,26 @@ impl SkipReason {
         }
     }
 
-    /// The reason of one of the scan's notes (its words are the
-    /// scoreboard module's).
-    pub fn of_note(note: &str) -> SkipReason {
-        if note.contains("is gone") {
-            SkipReason::Stale
-        } else if note.contains("read without its lock") {
-            SkipReason::Unlocked
-        } else if note.contains("not a regular file") || note.contains("symbolic link") {
-            SkipReason::NotRegular
-        } else if note.contains("owned by uid") {
-            SkipReason::Owner
-        } else if note.contains("layout") {
-            SkipReason::Layout
-        } else {
-            SkipReason::Unreadable
+    /// The label of one of the scan's notes.
+    pub fn of_note(note: &Note) -> SkipReason {
+        use scoreboard::SkipReason as Why;
+        match note {
+            Note::Skipped { reason, .. } => match reason {
+                Why::Stale { .. } => SkipReason::Stale,
+                Why::SymbolicLink | Why::NotRegular => SkipReason::NotRegular,
+                Why::WrongOwner { .. } => SkipReason::Owner,
+                Why::WrongSize { .. } | Why::UnknownSize { .. } | Why::Record(_) => {
+                    SkipReason::Layout
+                }
+                Why::WrongMode { .. }
+                | Why::CannotOpen(_)
+                | Why::CannotStat(_)
+                | Why::ShortRead { .. }
+                | Why::CannotRead(_) => SkipReason::Unreadable,
+            },
+            Note::Removed { .. } | Note::NotRemoved { .. } => SkipReason::Stale,
+            Note::ReadUnlocked { .. } => SkipReason::Unlocked,
+            Note::ReadingDirectory(_) => SkipReason::Unreadable,
         }
     }
 }

@@ -175,7 +175,7 @@ impl ExporterConfig {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(crate::ftpwho::scoreboard::DEFAULT_DIR)),
             layout: match &self.layout {
-                Some(setting) => setting.resolve()?,
+                Some(setting) => setting.resolve().map_err(|e| e.to_string())?,
                 None => None,
             },
             upload_state_dirs,

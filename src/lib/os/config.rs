@@ -8,10 +8,23 @@
 //! or drop-in directory is not an error, but a main file named on the
 //! command line must exist ([`Source`]); unreadable or malformed files are
 //! errors naming the file and the line.
+//!
+//! As systemd does with its own `.d` directories, drop-ins whose names
+//! start with a dot are ignored. Every file must be a regular file
+//! (symbolic links to one are fine) of at most [`MAX_FILE_LEN`] bytes:
+//! files are opened without blocking (a FIFO cannot hang the daemon) and
+//! read with that limit (a device such as `/dev/zero` cannot fill the
+//! memory). `/dev/null` is read as an empty file, as systemd does.
 
+use std::fmt;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
+
+/// Largest configuration file read, in bytes (1 MiB).
+pub const MAX_FILE_LEN: u64 = 1 << 20;
 
 /// A configuration layer whose fields are all optional.
 pub trait Fragment: DeserializeOwned + Default {
@@ -36,6 +49,22 @@ pub enum ConfigError {
         /// The file.
         path: PathBuf,
     },
+    /// A file (after following symbolic links) is not a regular file.
+    #[error("{path}: not a regular file but a {kind}")]
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+        /// What it is instead.
+        kind: FileKind,
+    },
+    /// A file is larger than [`MAX_FILE_LEN`].
+    #[error("{path}: larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit, [`MAX_FILE_LEN`].
+        limit: u64,
+    },
     /// A file is not valid TOML or has an unknown key or a wrong type.
     #[error("{path}:{line}: {message}")]
     Parse {
@@ -46,6 +75,54 @@ pub enum ConfigError {
         /// The parser's message.
         message: String,
     },
+}
+
+/// What a configuration path is when it is not a regular file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A directory.
+    Directory,
+    /// A FIFO (named pipe).
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// A character device (other than `/dev/null`).
+    CharacterDevice,
+    /// A block device.
+    BlockDevice,
+    /// Anything else.
+    Other,
+}
+
+impl FileKind {
+    fn of(file_type: std::fs::FileType) -> FileKind {
+        if file_type.is_dir() {
+            FileKind::Directory
+        } else if file_type.is_fifo() {
+            FileKind::Fifo
+        } else if file_type.is_socket() {
+            FileKind::Socket
+        } else if file_type.is_char_device() {
+            FileKind::CharacterDevice
+        } else if file_type.is_block_device() {
+            FileKind::BlockDevice
+        } else {
+            FileKind::Other
+        }
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FileKind::Directory => "directory",
+            FileKind::Fifo => "FIFO",
+            FileKind::Socket => "socket",
+            FileKind::CharacterDevice => "character device",
+            FileKind::BlockDevice => "block device",
+            FileKind::Other => "file of unknown type",
+        })
+    }
 }
 
 /// Parses one TOML text; `path` only names it in errors.
@@ -63,30 +140,75 @@ pub fn parse<T: Fragment>(path: &Path, text: &str) -> Result<T, ConfigError> {
     })
 }
 
-/// Reads one file; `Ok(None)` when it does not exist.
-pub fn read_file<T: Fragment>(path: &Path) -> Result<Option<T>, ConfigError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            let text = String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
-                path: path.to_owned(),
-                line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count(),
-                message: "not valid UTF-8".into(),
-            })?;
-            parse(path, &text).map(Some)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        }),
+/// `/dev/null`'s device number.
+const DEV_NULL: libc::dev_t = nix::sys::stat::makedev(1, 3);
+
+/// Opens `path` (following symbolic links) without blocking, even on a
+/// FIFO, and checks what the descriptor refers to: `Ok(None)` when the
+/// path does not exist, an empty text for `/dev/null`, else the bytes of a
+/// regular file of at most [`MAX_FILE_LEN`] bytes.
+fn read_bounded(path: &Path) -> Result<Option<Vec<u8>>, ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path);
+    let file = match file {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(read_err(e)),
+    };
+    let meta = file.metadata().map_err(read_err)?;
+    let file_type = meta.file_type();
+    if file_type.is_char_device() && meta.rdev() == DEV_NULL {
+        return Ok(Some(Vec::new()));
     }
+    if !file_type.is_file() {
+        return Err(ConfigError::NotRegular {
+            path: path.to_owned(),
+            kind: FileKind::of(file_type),
+        });
+    }
+    let too_large = || ConfigError::TooLarge {
+        path: path.to_owned(),
+        limit: MAX_FILE_LEN,
+    };
+    if meta.len() > MAX_FILE_LEN {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // One byte more than allowed tells a file that grew meanwhile.
+    Read::take(&file, MAX_FILE_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_FILE_LEN {
+        return Err(too_large());
+    }
+    Ok(Some(bytes))
 }
 
-/// The `*.toml` files of `dir` in byte order of their names; empty when the
-/// directory does not exist.
+/// Reads one file; `Ok(None)` when it does not exist. See the
+/// [module](self) docs for what is refused.
+pub fn read_file<T: Fragment>(path: &Path) -> Result<Option<T>, ConfigError> {
+    let Some(bytes) = read_bounded(path)? else {
+        return Ok(None);
+    };
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        message: "not valid UTF-8".into(),
+    })?;
+    parse(path, &text).map(Some)
+}
+
+/// The `*.toml` files of `dir` in byte order of their names, leaving out
+/// names that start with a dot; empty when the directory does not exist.
 pub fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     let read_err = |source| ConfigError::Read {
         path: dir.to_owned(),
@@ -99,8 +221,10 @@ pub fn drop_ins(dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
     };
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry.map_err(read_err)?.path();
-        if path.extension().is_some_and(|ext| ext == "toml") {
+        let entry = entry.map_err(read_err)?;
+        let hidden = entry.file_name().as_encoded_bytes().starts_with(b".");
+        let path = entry.path();
+        if !hidden && path.extension().is_some_and(|ext| ext == "toml") {
             files.push(path);
         }
     }
@@ -310,5 +434,159 @@ mod tests {
             std::fs::write(&main, text).unwrap();
             assert!(load::<Sample>(&main, None).is_err(), "{text:?}");
         }
+    }
+
+    /// Runs `f` on another thread and fails the test if it has not
+    /// returned within ten seconds (instead of hanging the suite).
+    fn promptly<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the loader blocked")
+    }
+
+    fn mkfifo(path: &Path) {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    }
+
+    fn explicit(path: &Path) -> Result<Sample, ConfigError> {
+        let path = path.to_owned();
+        promptly(move || load_explicit_or_default::<Sample>(Some(&path), Path::new("/nonexistent")))
+    }
+
+    fn not_regular(err: ConfigError, want_path: &Path, want_kind: FileKind) {
+        assert!(
+            matches!(&err, ConfigError::NotRegular { path, kind } if path == want_path && *kind == want_kind),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "{}: not a regular file but a {want_kind}",
+                want_path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn devices_are_refused_not_read() {
+        not_regular(
+            explicit(Path::new("/dev/zero")).unwrap_err(),
+            Path::new("/dev/zero"),
+            FileKind::CharacterDevice,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("x.toml");
+        std::fs::write(&main, "count = 1\n").unwrap();
+        let d = drop_in_dir_for(&main);
+        std::fs::create_dir(&d).unwrap();
+        let zero = d.join("50-zero.toml");
+        std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+        not_regular(
+            explicit(&main).unwrap_err(),
+            &zero,
+            FileKind::CharacterDevice,
+        );
+    }
+
+    #[test]
+    fn dev_null_reads_as_empty() {
+        assert_eq!(explicit(Path::new("/dev/null")).unwrap(), Sample::default());
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("x.toml");
+        std::fs::write(&main, "count = 1\n").unwrap();
+        let d = drop_in_dir_for(&main);
+        std::fs::create_dir(&d).unwrap();
+        std::os::unix::fs::symlink("/dev/null", d.join("50-null.toml")).unwrap();
+        assert_eq!(explicit(&main).unwrap().count, Some(1));
+    }
+
+    #[test]
+    fn fifos_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo.toml");
+        mkfifo(&fifo);
+        not_regular(explicit(&fifo).unwrap_err(), &fifo, FileKind::Fifo);
+        let main = dir.path().join("x.toml");
+        std::fs::write(&main, "count = 1\n").unwrap();
+        let d = drop_in_dir_for(&main);
+        std::fs::create_dir(&d).unwrap();
+        let drop_in = d.join("10-fifo.toml");
+        mkfifo(&drop_in);
+        not_regular(explicit(&main).unwrap_err(), &drop_in, FileKind::Fifo);
+        // Through a symbolic link too.
+        std::fs::remove_file(&drop_in).unwrap();
+        std::os::unix::fs::symlink(&fifo, &drop_in).unwrap();
+        not_regular(explicit(&main).unwrap_err(), &drop_in, FileKind::Fifo);
+    }
+
+    #[test]
+    fn directories_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        not_regular(
+            explicit(dir.path()).unwrap_err(),
+            dir.path(),
+            FileKind::Directory,
+        );
+        let main = dir.path().join("x.toml");
+        std::fs::write(&main, "").unwrap();
+        let sub = drop_in_dir_for(&main).join("10-dir.toml");
+        std::fs::create_dir_all(&sub).unwrap();
+        not_regular(explicit(&main).unwrap_err(), &sub, FileKind::Directory);
+    }
+
+    #[test]
+    fn oversized_files_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("x.toml");
+        // Exactly the limit: read.
+        let mut text = "count = 3\n#".to_owned();
+        text.push_str(&"x".repeat(MAX_FILE_LEN as usize - text.len()));
+        std::fs::write(&main, &text).unwrap();
+        assert_eq!(explicit(&main).unwrap().count, Some(3));
+        // One byte more: refused, naming the file.
+        text.push('x');
+        std::fs::write(&main, &text).unwrap();
+        let err = explicit(&main).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::TooLarge { path, limit } if *path == main && *limit == MAX_FILE_LEN),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("{}: larger than 1048576 bytes", main.display())
+        );
+        // As a drop-in too.
+        std::fs::write(&main, "").unwrap();
+        let d = drop_in_dir_for(&main);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("10-big.toml"), &text).unwrap();
+        let err = explicit(&main).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::TooLarge { path, .. } if *path == d.join("10-big.toml"))
+        );
+    }
+
+    #[test]
+    fn hidden_drop_ins_are_ignored_and_links_to_files_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("x.toml");
+        std::fs::write(&main, "count = 1\n").unwrap();
+        let d = drop_in_dir_for(&main);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join(".hidden.toml"), "count = 9\n").unwrap();
+        std::fs::write(d.join(".toml"), "count = 8\n").unwrap();
+        assert_eq!(drop_ins(&d).unwrap(), Vec::<PathBuf>::new());
+        assert_eq!(explicit(&main).unwrap().count, Some(1));
+        let elsewhere = dir.path().join("shared.conf");
+        std::fs::write(&elsewhere, "name = \"linked\"\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, d.join("20-linked.toml")).unwrap();
+        let linked_main = dir.path().join("main-link.toml");
+        std::os::unix::fs::symlink(&main, &linked_main).unwrap();
+        let got = explicit(&main).unwrap();
+        assert_eq!((got.name.as_deref(), got.count), (Some("linked"), Some(1)));
+        assert_eq!(explicit(&linked_main).unwrap().count, Some(1));
     }
 }

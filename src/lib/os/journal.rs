@@ -61,17 +61,3 @@ pub fn init(identifier: &str, sink: Sink, debug: bool) -> Sink {
         .try_init();
     Sink::Stderr
 }
-
-/// The `MESSAGE_ID`s of the audit events, one per kind; the journal
-/// catalog describes each.
-pub mod message_ids {
-    /// An upload was processed: the program exited with status 0.
-    pub const UPLOAD_PROCESSED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60";
-    /// An upload record was rejected, or its file was not a regular file.
-    pub const UPLOAD_REJECTED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61";
-    /// The program failed: non-zero exit, killed by a signal, or could not
-    /// be started.
-    pub const UPLOAD_FAILED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a62";
-    /// The program ran past its timeout; its process group was killed.
-    pub const UPLOAD_TIMED_OUT: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a63";
-}

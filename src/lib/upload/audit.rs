@@ -12,13 +12,15 @@
 //! | `UPLOAD_FILE`, `UPLOAD_VUSER` | always (what was read of them for a rejected record) |
 //! | `UPLOAD_SIZE`, `UPLOAD_UID`, `UPLOAD_GID`, `UPLOAD_PERMS` | the program ran |
 //! | `UPLOAD_USER`, `UPLOAD_GROUP` | the program ran and the names are known |
-//! | `UPLOAD_SHA256` | the program ran and `hash = "sha256"` |
+//! | `UPLOAD_SHA256` ([`Hash::field`]) | the program ran and `hash = "sha256"` |
 //! | `SCRIPT_EXIT_STATUS` | the program exited |
 //! | `SCRIPT_SIGNAL` | the program was killed by a signal (9 after a timeout) |
 //! | `SCRIPT_ERROR` | the program could not be started |
 //! | `SCRIPT_DURATION_USEC` | the program was started |
 //! | `SCRIPT_TIMEOUT_USEC` | the program timed out |
 //! | `SCRIPT_STDOUT`, `SCRIPT_STDERR` | output captured and not empty (its end) |
+//! | `SCRIPT_UNIT`, `SCRIPT_CPU_USEC`, `SCRIPT_MEMORY_PEAK` | the program ran in a unit of its own: the unit, CPU time, peak memory in bytes |
+//! | `SCRIPT_LIMIT` | the run was killed by a resource limit (`memory`, `tasks`) |
 //! | `REJECT_REASON` | rejected |
 //!
 //! File and user names that are not UTF-8 are logged with U+FFFD in place
@@ -27,9 +29,29 @@
 use std::path::Path;
 use std::time::Duration;
 
-pub use crate::os::journal::message_ids;
+use crate::upload::hash::Hash;
 use crate::upload::pipe::{Record, Rejection};
 use crate::upload::program::{Report, Skip, Status};
+
+/// The field of the SHA-256 checksum, named after its algorithm.
+const SHA256_FIELD: &str = match Hash::Sha256.field() {
+    Some(field) => field,
+    None => panic!("a checksum has a field"),
+};
+
+/// The `MESSAGE_ID`s of the audit events, one per kind; the journal
+/// catalog describes each.
+pub mod message_ids {
+    /// An upload was processed: the program exited with status 0.
+    pub const UPLOAD_PROCESSED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60";
+    /// An upload record was rejected, or its file was not a regular file.
+    pub const UPLOAD_REJECTED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61";
+    /// The program failed: non-zero exit, killed by a signal, or could not
+    /// be started.
+    pub const UPLOAD_FAILED: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a62";
+    /// The program ran past its timeout; its process group was killed.
+    pub const UPLOAD_TIMED_OUT: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a63";
+}
 
 /// What became of one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,7 +251,32 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
             Some(e.to_string()),
             format!("{file}: {program} could not be started: {e}"),
         ),
+        Status::OverLimit(limit) => (
+            Outcome::Failed,
+            None,
+            Some(libc::SIGKILL),
+            None,
+            format!(
+                "{file}: {program} was killed by the {} limit",
+                limit.as_str()
+            ),
+        ),
+        Status::NoAnswer(why) => (
+            Outcome::Failed,
+            None,
+            None,
+            Some(why.clone()),
+            format!("{file}: {program}: {why}"),
+        ),
     };
+    let limit = match &report.status {
+        Status::OverLimit(limit) => Some(limit.as_str()),
+        _ => None,
+    };
+    let usage = report.usage.as_ref();
+    let unit = usage.map(|u| u.unit.as_str());
+    let cpu_usec = usage.and_then(|u| u.cpu_usec);
+    let peak_bytes = usage.and_then(|u| u.peak_bytes);
     let timeout_usec = (outcome == Outcome::TimedOut)
         .then(|| timeout.map(|t| t.as_micros() as u64))
         .flatten();
@@ -246,7 +293,7 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
                 UPLOAD_PERMS = perms.as_str(),
                 UPLOAD_USER = user.as_deref(),
                 UPLOAD_GROUP = group.as_deref(),
-                UPLOAD_SHA256 = report.sha256.as_deref(),
+                { SHA256_FIELD } = report.sha256.as_deref(),
                 SCRIPT_EXIT_STATUS = exit,
                 SCRIPT_SIGNAL = signal,
                 SCRIPT_ERROR = error.as_deref(),
@@ -254,6 +301,10 @@ pub fn ran(record: &Record, program: &Path, report: &Report, timeout: Option<Dur
                 SCRIPT_TIMEOUT_USEC = timeout_usec,
                 SCRIPT_STDOUT = stdout.as_deref(),
                 SCRIPT_STDERR = stderr.as_deref(),
+                SCRIPT_UNIT = unit,
+                SCRIPT_CPU_USEC = cpu_usec,
+                SCRIPT_MEMORY_PEAK = peak_bytes,
+                SCRIPT_LIMIT = limit,
                 "{message}"
             )
         };
@@ -336,6 +387,7 @@ mod tests {
             duration: Duration::from_micros(1500),
             stdout_tail: vec![],
             stderr_tail: b"bad things\n".to_vec(),
+            usage: None,
         }
     }
 

@@ -1,261 +1,94 @@
-//! The `pure-uploadscript` daemon: settings from the command line and the
-//! configuration files, start-up (pipe, identity, pid file, systemd), and
-//! the main loop that runs the program on each record, in order.
+//! The `pure-uploadscript` daemon: start-up (pipe, identity, pid file,
+//! systemd) and the main loop that runs the program on each record, in
+//! order. It takes checked [`Settings`].
 //!
-//! Start-up, in order: settings are resolved and the program checked;
-//! signals are blocked (they are read from a signalfd); the FIFO is taken
-//! from `LISTEN_FDS` (a stored `upload-pipe` descriptor or a `.socket`
-//! unit's `ListenFIFO=`) or opened, created if missing; it is put in the
-//! file descriptor store; `-B` forks away (not under systemd); the pid
-//! file is written; the daemon switches to the uid/gid (as the C tool
-//! does: `setgroups`, `setgid`, `setuid`, and `chdir("/")`); `READY=1`.
+//! Start-up ([`run`], then `start`): the program is checked; signals are
+//! blocked (they are read from a signalfd); the FIFO is taken from
+//! `LISTEN_FDS` (a stored `upload-pipe` descriptor or a `.socket` unit's
+//! `ListenFIFO=`) or opened, created if missing; it is put in the file
+//! descriptor store; `-B` forks away (not under systemd); the pid file is
+//! written. Then (`MainLoop::prepare`) the daemon switches to the uid/gid
+//! (as the C tool does: `setgroups`, `setgid`, `setuid`, and `chdir("/")`)
+//! and sends `READY=1`.
 //!
-//! The main loop polls the FIFO and the signalfd with a timeout that keeps
-//! `WATCHDOG=1` going, also while a program runs. `SIGTERM`, `SIGINT` and
-//! `SIGHUP` stop the daemon once the running program has ended or timed
-//! out; records still in the FIFO stay there for the next instance.
+//! The main loop takes one event at a time from the FIFO and processes it
+//! (`MainLoop::process`: run the program, log, then take the record out
+//! of the FIFO), or, when the FIFO is empty, polls it and the signalfd
+//! with a timeout that keeps `WATCHDOG=1` going, also while a program runs
+//! (`MainLoop::wait`). `SIGTERM`, `SIGINT` and `SIGHUP` stop the daemon
+//! once the running program has ended or timed out; records still in the
+//! FIFO stay there for the next instance.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::cli::uploadscript::{Args, EXIT_IDENTITY, EXIT_PIPE, EXIT_RUNTIME, EXIT_USAGE};
-use crate::os::config::ConfigError;
+use nix::sys::signal::Signal;
+use nix::sys::stat::SFlag;
+
+use crate::os::fd::{file_type, wait_readable};
+use crate::os::process::{self, IdentityError, StopSignals};
 use crate::os::systemd;
 use crate::upload::audit::{self, Counts};
+use crate::upload::debian;
+use crate::upload::limits::Isolation;
+use crate::upload::lock::{self, LockError, ReaderLock};
 use crate::upload::metrics::Publisher;
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
-use crate::upload::pipe::{Event, Parser, DEFAULT_VHOST_DIR};
-use crate::upload::program::{self, HashAlgorithm, Hook, HookConfig, ProgramError};
-use crate::upload::settings::{Hash, Id, UploadscriptConfig, DEFAULT_PATH as CONFIG_PATH};
-
-/// The C tool's pid file, written by default outside systemd.
-pub const DEFAULT_PIDFILE: &str = "/var/run/pure-uploadscript.pid";
-
-/// Everything the daemon needs, command line and configuration merged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Settings {
-    /// The program to run (absolute).
-    pub program: PathBuf,
-    /// The uid to switch to, if any.
-    pub uid: Option<u32>,
-    /// The gid to switch to, if any.
-    pub gid: Option<u32>,
-    /// The FIFO.
-    pub pipe: PathBuf,
-    /// The pid file, if one is written.
-    pub pidfile: Option<PathBuf>,
-    /// Whether the pid file was asked for (then failing to write it is an
-    /// error).
-    pub pidfile_required: bool,
-    /// Fork into the background (never under systemd).
-    pub daemonize: bool,
-    /// Limit on one run.
-    pub timeout: Option<Duration>,
-    /// Checksum to log.
-    pub hash: Option<HashAlgorithm>,
-    /// Pass the daemon's environment.
-    pub keep_env: bool,
-    /// Capture the program's output.
-    pub capture_output: bool,
-    /// Where `IP:/path` names are mapped.
-    pub vhost_dir: PathBuf,
-}
+use crate::upload::pipe::{Event, Parser};
+use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip};
+use crate::upload::runner::client::UnitClient;
+use crate::upload::settings::Settings;
 
 /// Why the daemon did not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// A bad option or setting.
-    #[error("{0}")]
-    Usage(String),
-    /// A configuration file could not be read.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     /// The program cannot be run.
     #[error(transparent)]
     Program(#[from] ProgramError),
     /// The upload pipe cannot be used.
     #[error(transparent)]
     Pipe(#[from] FifoError),
-    /// The uid/gid switch or the pid file failed.
-    #[error("{0}")]
-    Identity(String),
-    /// Something failed while running.
-    #[error("{0}")]
-    Runtime(String),
-}
-
-impl DaemonError {
-    /// The process exit status for this error.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            DaemonError::Usage(_) | DaemonError::Config(_) | DaemonError::Program(_) => EXIT_USAGE,
-            DaemonError::Pipe(_) => EXIT_PIPE,
-            DaemonError::Identity(_) => EXIT_IDENTITY,
-            DaemonError::Runtime(_) => EXIT_RUNTIME,
-        }
-    }
-}
-
-fn resolve_user(id: &Id) -> Result<(u32, Option<u32>), DaemonError> {
-    match id {
-        Id::Number(n) => Ok((*n, None)),
-        Id::Name(name) => match nix::unistd::User::from_name(name) {
-            Ok(Some(u)) => Ok((u.uid.as_raw(), Some(u.gid.as_raw()))),
-            Ok(None) => Err(DaemonError::Usage(format!("unknown user: {name}"))),
-            Err(e) => Err(DaemonError::Usage(format!(
-                "cannot look up user {name}: {e}"
-            ))),
-        },
-    }
-}
-
-fn resolve_group(id: &Id) -> Result<u32, DaemonError> {
-    match id {
-        Id::Number(n) => Ok(*n),
-        Id::Name(name) => match nix::unistd::Group::from_name(name) {
-            Ok(Some(g)) => Ok(g.gid.as_raw()),
-            Ok(None) => Err(DaemonError::Usage(format!("unknown group: {name}"))),
-            Err(e) => Err(DaemonError::Usage(format!(
-                "cannot look up group {name}: {e}"
-            ))),
-        },
-    }
-}
-
-fn absolute(path: PathBuf) -> Result<PathBuf, DaemonError> {
-    std::path::absolute(&path).map_err(|e| DaemonError::Usage(format!("{}: {e}", path.display())))
-}
-
-impl Settings {
-    /// Merges `args` over the configuration files (`--config`, which must
-    /// exist, or `/etc/pure-uploadscript.toml`, which may be absent, plus
-    /// its `.d` drop-ins).
-    pub fn resolve(args: Args) -> Result<Settings, DaemonError> {
-        let file = UploadscriptConfig::load(args.config.as_deref())?;
-        Self::merge(args, file)
-    }
-
-    /// Merges `args` over `file`: what the command line sets wins.
-    pub fn merge(args: Args, file: UploadscriptConfig) -> Result<Settings, DaemonError> {
-        Self::merge_for(args, file, systemd::under_systemd())
-    }
-
-    /// [`Settings::merge`], saying whether the daemon runs under systemd
-    /// (which decides the default pid file).
-    pub fn merge_for(
-        args: Args,
-        file: UploadscriptConfig,
-        under_systemd: bool,
-    ) -> Result<Settings, DaemonError> {
-        let program = args.run.or(file.run).ok_or_else(|| {
-            DaemonError::Usage(format!(
-                "no program to run: give -r PROGRAM, or set run in {CONFIG_PATH}"
-            ))
-        })?;
-        if !program.is_absolute() {
-            return Err(ProgramError::NotAbsolute(program).into());
-        }
-        let (uid, user_gid) = match args.uid.or(file.uid) {
-            Some(id) => {
-                let (uid, gid) = resolve_user(&id)?;
-                (Some(uid), gid)
-            }
-            None => (None, None),
-        };
-        let gid = match args.gid.or(file.gid) {
-            Some(id) => Some(resolve_group(&id)?),
-            None => user_gid,
-        };
-        let explicit_pidfile = args.pidfile.or(file.pidfile);
-        let pidfile_required = explicit_pidfile.is_some();
-        let pidfile = match explicit_pidfile {
-            Some(p) => Some(absolute(p)?),
-            None if !under_systemd => Some(DEFAULT_PIDFILE.into()),
-            None => None,
-        };
-        let pipe = absolute(
-            args.pipe
-                .or(file.pipe)
-                .unwrap_or_else(|| fifo::DEFAULT_PATH.into()),
-        )?;
-        let timeout = match args.timeout.or(file.timeout) {
-            Some(t) => t.0,
-            None => Some(program::DEFAULT_TIMEOUT),
-        };
-        let hash = match args.hash.or(file.hash) {
-            Some(Hash::Sha256) => Some(HashAlgorithm::Sha256),
-            Some(Hash::None) | None => None,
-        };
-        Ok(Settings {
-            program,
-            uid,
-            gid,
-            pipe,
-            pidfile,
-            pidfile_required,
-            daemonize: args.daemonize || file.daemonize.unwrap_or(false),
-            timeout,
-            hash,
-            keep_env: args.keep_env || file.keep_env.unwrap_or(false),
-            capture_output: args.capture_output || file.capture_output.unwrap_or(false),
-            vhost_dir: file.vhost_dir.unwrap_or_else(|| DEFAULT_VHOST_DIR.into()),
-        })
-    }
-
-    /// The identity the program will run as: the C tool, run as root,
-    /// always switches (to uid 0 and gid 0 unless told otherwise); as
-    /// another user, only `-u`/`-g` switch.
-    pub fn target_identity(&self) -> Option<(u32, u32)> {
-        let euid = nix::unistd::geteuid().as_raw();
-        let egid = nix::unistd::getegid().as_raw();
-        if euid == 0 {
-            Some((self.uid.unwrap_or(0), self.gid.unwrap_or(0)))
-        } else if self.uid.is_some() || self.gid.is_some() {
-            Some((self.uid.unwrap_or(euid), self.gid.unwrap_or(egid)))
-        } else {
-            None
-        }
-    }
-}
-
-/// Blocks the stop signals and returns a signalfd that reports them.
-fn stop_signals() -> io::Result<OwnedFd> {
-    // SAFETY: plain signal-set manipulation and syscalls.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-            libc::sigaddset(&mut set, sig);
-        }
-        if libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK);
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(OwnedFd::from_raw_fd(fd))
-    }
-}
-
-/// Opens `/dev/null` on any of descriptors 0, 1 and 2 that is closed (the
-/// C tool even closes 0 itself), so that no file ever lands there.
-fn ensure_stdio() {
-    for fd in 0..3 {
-        // SAFETY: F_GETFD on a descriptor number; open of a constant path.
-        unsafe {
-            if libc::fcntl(fd, libc::F_GETFD) < 0 {
-                let new = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                if new >= 0 && new != fd {
-                    libc::dup2(new, fd);
-                    libc::close(new);
-                }
-            }
-        }
-    }
+    /// The upload pipe has another reader.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The pid file asked for cannot be written.
+    #[error("cannot write the pid file {path}: {source}")]
+    PidFile {
+        /// The pid file.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The uid/gid switch failed.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The descriptors passed by systemd cannot be taken.
+    #[error("cannot take LISTEN_FDS: {0}")]
+    ListenFds(io::Error),
+    /// `-B` could not fork.
+    #[error("cannot fork: {0}")]
+    Fork(io::Error),
+    /// Inherited descriptors could not be kept from the program.
+    #[error("cannot mark descriptors close-on-exec: {0}")]
+    CloseOnExec(io::Error),
+    /// The stop signals cannot be blocked and read.
+    #[error("cannot set up signal handling: {0}")]
+    Signals(io::Error),
+    /// The daemon cannot move to `/`.
+    #[error("cannot change directory to /: {0}")]
+    Chdir(io::Error),
+    /// The program runner cannot be set up.
+    #[error("cannot prepare to run programs: {0}")]
+    Runner(io::Error),
+    /// The upload pipe cannot be read any more.
+    #[error("cannot read the upload pipe: {0}")]
+    ReadPipe(io::Error),
+    /// Waiting for the pipe or a signal failed.
+    #[error("poll failed: {0}")]
+    Poll(io::Error),
 }
 
 /// Where the daemon got the upload pipe (logged as `PIPE_ORIGIN`).
@@ -302,13 +135,9 @@ impl PipeOrigin {
 /// Picks the FIFO among descriptors passed by systemd: the one named
 /// `upload-pipe` (the store), else the first FIFO (`ListenFIFO=`).
 fn take_passed_fifo() -> Result<Option<(OwnedFd, String)>, DaemonError> {
-    let fds = systemd::take_listen_fds()
-        .map_err(|e| DaemonError::Runtime(format!("cannot take LISTEN_FDS: {e}")))?;
-    let is_fifo = |fd: BorrowedFd<'_>| {
-        nix::sys::stat::fstat(fd.as_raw_fd())
-            .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO)
-            .unwrap_or(false)
-    };
+    let fds = systemd::take_listen_fds().map_err(DaemonError::ListenFds)?;
+    let is_fifo =
+        |fd: BorrowedFd<'_>| file_type(fd).is_ok_and(|file_type| file_type == SFlag::S_IFIFO);
     let mut chosen = None;
     for passed in fds {
         let better = match &chosen {
@@ -327,111 +156,142 @@ fn take_passed_fifo() -> Result<Option<(OwnedFd, String)>, DaemonError> {
     Ok(chosen)
 }
 
-fn daemonize() -> Result<(), DaemonError> {
-    // SAFETY: the daemon is single-threaded here; the child only continues
-    // with ordinary code, the parent exits at once.
-    match unsafe { libc::fork() } {
-        -1 => Err(DaemonError::Runtime(format!(
-            "cannot fork: {}",
-            io::Error::last_os_error()
-        ))),
-        0 => {
-            // SAFETY: setsid and descriptor juggling in the child.
-            unsafe {
-                libc::setsid();
-                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-                if null >= 0 {
-                    for fd in 0..3 {
-                        libc::dup2(null, fd);
-                    }
-                    if null > 2 {
-                        libc::close(null);
-                    }
-                }
-            }
-            Ok(())
-        }
-        // SAFETY: leaving without running destructors or atexit handlers,
-        // as the child carries on.
-        _ => unsafe { libc::_exit(0) },
+/// The FIFO passed by systemd, else the one at the configured path (created
+/// if missing), checked either way.
+fn open_pipe(settings: &Settings) -> Result<(OwnedFd, PipeOrigin), DaemonError> {
+    if let Some((fd, name)) = take_passed_fifo()? {
+        let label = format!("descriptor \"{name}\" from systemd");
+        fifo::check_fd(fd.as_fd(), Path::new(&label))?;
+        let origin = if name == fifo::STORE_NAME {
+            PipeOrigin::FdStore
+        } else {
+            PipeOrigin::ListenFifo
+        };
+        return Ok((fd, origin));
     }
-}
-
-/// Writes the pid file as the C tool does: unlink, then create (0644, not
-/// following symlinks) with the pid and a newline.
-fn write_pidfile(path: &Path) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)?;
-    f.write_all(format!("{}\n", std::process::id()).as_bytes())
-}
-
-fn remove_pidfile(path: &Path) {
-    let ours = std::fs::read_to_string(path)
-        .map(|s| s.trim() == std::process::id().to_string())
-        .unwrap_or(false);
-    if ours {
-        if let Err(e) = std::fs::remove_file(path) {
-            tracing::debug!("cannot remove {}: {e}", path.display());
-        }
-    }
-}
-
-fn switch_identity(uid: u32, gid: u32) -> Result<(), DaemonError> {
-    use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
-    let fail = |what: &str, e: nix::Error| {
-        DaemonError::Identity(format!("cannot switch to uid {uid} gid {gid}: {what}: {e}"))
+    let (fd, created) = fifo::open_or_create(&settings.pipe)?;
+    let origin = if created {
+        PipeOrigin::Created
+    } else {
+        PipeOrigin::Opened
     };
-    setgroups(&[Gid::from_raw(gid)]).map_err(|e| fail("setgroups", e))?;
-    setgid(Gid::from_raw(gid)).map_err(|e| fail("setgid", e))?;
-    setuid(Uid::from_raw(uid)).map_err(|e| fail("setuid", e))?;
-    Ok(())
+    Ok((fd, origin))
+}
+
+/// What start-up hands to the main loop.
+struct Started {
+    /// The uid and gid to switch to.
+    identity: Option<(u32, u32)>,
+    fifo: OwnedFd,
+    origin: PipeOrigin,
+    signals: StopSignals,
+    /// Held while the daemon reads the pipe: one reader per pipe.
+    _lock: Option<ReaderLock>,
+}
+
+/// Runs the daemon until a stop signal (`Ok`) or a fatal error.
+pub fn run(settings: Settings) -> Result<(), DaemonError> {
+    let Some(started) = start(&settings)? else {
+        return Ok(());
+    };
+    let result = serve(&settings, started);
+    if let Some(pidfile) = &settings.pidfile {
+        process::remove_pidfile(pidfile);
+    }
+    result
+}
+
+/// Start-up, up to the pid file (see the [module](self) docs); `None`
+/// when a reader started by Debian's init script leaves the pipe to
+/// systemd's.
+fn start(settings: &Settings) -> Result<Option<Started>, DaemonError> {
+    process::ensure_stdio();
+    program::close_inherited_on_exec().map_err(DaemonError::CloseOnExec)?;
+    // In a unit, the run's identity is the unit's business: the reader
+    // keeps its own.
+    let identity = match settings.isolation {
+        Isolation::Process => settings.target_identity(),
+        Isolation::Unit => None,
+    };
+    match (settings.isolation, identity) {
+        (Isolation::Unit, _) => {}
+        (Isolation::Process, Some((uid, gid))) => {
+            program::check_program(&settings.program, uid, gid)?
+        }
+        (Isolation::Process, None) => program::check_program_as_self(&settings.program)?,
+    }
+    if settings.daemonize && debian::systemd_reads(&settings.pipe) {
+        tracing::info!(
+            PIPE = %settings.pipe.display(),
+            "{} is read by pure-uploadscript.service under systemd: not starting a second reader",
+            settings.pipe.display()
+        );
+        return Ok(None);
+    }
+    let signals = StopSignals::block().map_err(DaemonError::Signals)?;
+    let (fifo, origin) = open_pipe(settings)?;
+    // A descriptor passed by systemd is already held by it (the store, or a
+    // `.socket` unit); storing it again would exceed FileDescriptorStoreMax=.
+    if !origin.passed_by_systemd() {
+        if let Err(e) = systemd::store_fd(fifo.as_fd(), fifo::STORE_NAME) {
+            tracing::warn!("cannot keep the upload pipe in systemd's descriptor store: {e}");
+        }
+    }
+    if settings.daemonize {
+        if systemd::under_systemd() {
+            tracing::info!("running under systemd: -B (daemonize) ignored");
+        } else {
+            process::daemonize().map_err(DaemonError::Fork)?;
+        }
+    }
+    // One reader per pipe.
+    let lock = match lock::lock(Path::new(lock::LOCK_DIR), fifo.as_fd(), &settings.pipe) {
+        Ok(lock) => Some(lock),
+        Err(e @ LockError::Held { .. }) => {
+            tracing::error!(PIPE = %settings.pipe.display(), "{e}");
+            return Err(e.into());
+        }
+        Err(e) => {
+            tracing::warn!("{e}; going on without it");
+            None
+        }
+    };
+    if let Some(pidfile) = &settings.pidfile {
+        if let Err(source) = process::write_pidfile(pidfile) {
+            let error = DaemonError::PidFile {
+                path: pidfile.clone(),
+                source,
+            };
+            if settings.pidfile_required {
+                return Err(error);
+            }
+            tracing::warn!("{error}");
+        }
+    }
+    Ok(Some(Started {
+        identity,
+        fifo,
+        origin,
+        signals,
+        _lock: lock,
+    }))
 }
 
 /// Main-loop state that must keep going while a program runs: signals and
 /// the watchdog.
 struct Supervisor {
-    signals: OwnedFd,
-    stop: Option<i32>,
+    signals: StopSignals,
+    stop: Option<Signal>,
     watchdog: Option<(Duration, Instant)>,
 }
 
 impl Supervisor {
     fn read_signals(&mut self) {
-        loop {
-            // SAFETY: a zeroed siginfo buffer of the right size.
-            let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-            let size = std::mem::size_of::<libc::signalfd_siginfo>();
-            // SAFETY: info is valid for size bytes.
-            let n = unsafe {
-                libc::read(
-                    self.signals.as_raw_fd(),
-                    (&mut info as *mut libc::signalfd_siginfo).cast(),
-                    size,
-                )
-            };
-            if n != size as isize {
-                return;
-            }
+        while let Some(signal) = self.signals.next() {
             if self.stop.is_none() {
-                tracing::info!(
-                    "received {}; stopping",
-                    nix::sys::signal::Signal::try_from(info.ssi_signo as i32)
-                        .map(|s| s.as_str())
-                        .unwrap_or("a signal")
-                );
+                tracing::info!("received {}; stopping", signal.as_str());
             }
-            self.stop = Some(info.ssi_signo as i32);
+            self.stop = Some(signal);
         }
     }
 
@@ -444,11 +304,17 @@ impl Supervisor {
             }
         }
     }
+
+    /// How long the loop may sleep before the next watchdog ping.
+    fn sleep_limit(&self) -> Option<Duration> {
+        self.watchdog
+            .map(|(_, next)| next.saturating_duration_since(Instant::now()))
+    }
 }
 
 impl program::Watch for Supervisor {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
-        Some(self.signals.as_fd())
+        Some(self.signals.fd())
     }
     fn deadline(&self) -> Option<Instant> {
         self.watchdog.map(|(_, next)| next)
@@ -457,154 +323,161 @@ impl program::Watch for Supervisor {
         self.read_signals();
         self.ping();
     }
+    fn stopping(&self) -> bool {
+        self.stop.is_some()
+    }
 }
 
-/// Runs the daemon until a stop signal (`Ok`) or a fatal error.
-pub fn run(settings: Settings) -> Result<(), DaemonError> {
-    ensure_stdio();
-    program::close_inherited_on_exec()
-        .map_err(|e| DaemonError::Runtime(format!("cannot mark descriptors close-on-exec: {e}")))?;
-    let identity = settings.target_identity();
-    match identity {
-        Some((uid, gid)) => program::check_program(&settings.program, uid, gid)?,
-        None => program::check_program_as_self(&settings.program)?,
-    }
-    let signals = stop_signals()
-        .map_err(|e| DaemonError::Runtime(format!("cannot set up signal handling: {e}")))?;
-
-    let (fifo_fd, origin) = match take_passed_fifo()? {
-        Some((fd, name)) => {
-            fifo::check_fd(
-                fd.as_fd(),
-                Path::new(&format!("descriptor \"{name}\" from systemd")),
-            )?;
-            let origin = if name == fifo::STORE_NAME {
-                PipeOrigin::FdStore
-            } else {
-                PipeOrigin::ListenFifo
-            };
-            (fd, origin)
-        }
-        None => {
-            let (fd, created) = fifo::open_or_create(&settings.pipe)?;
-            let origin = if created {
-                PipeOrigin::Created
-            } else {
-                PipeOrigin::Opened
-            };
-            (fd, origin)
-        }
-    };
-    // A descriptor passed by systemd is already held by it (the store, or a
-    // `.socket` unit); storing it again would exceed FileDescriptorStoreMax=.
-    if !origin.passed_by_systemd() {
-        if let Err(e) = systemd::store_fd(fifo_fd.as_fd(), fifo::STORE_NAME) {
-            tracing::warn!("cannot keep the upload pipe in systemd's descriptor store: {e}");
-        }
-    }
-
-    if settings.daemonize {
-        if systemd::under_systemd() {
-            tracing::info!("running under systemd: -B (daemonize) ignored");
-        } else {
-            daemonize()?;
-        }
-    }
-    if let Some(pidfile) = &settings.pidfile {
-        if let Err(e) = write_pidfile(pidfile) {
-            let message = format!("cannot write the pid file {}: {e}", pidfile.display());
-            if settings.pidfile_required {
-                return Err(DaemonError::Identity(message));
-            }
-            tracing::warn!("{message}");
-        }
-    }
-    let result = serve(&settings, identity, fifo_fd, origin, signals);
-    if let Some(pidfile) = &settings.pidfile {
-        remove_pidfile(pidfile);
-    }
-    result
+/// `STATUS=` goes out when the pipe is drained, and at most once a second
+/// while busy.
+struct StatusUpdates {
+    sent: Instant,
+    dirty: bool,
 }
 
-fn serve(
-    settings: &Settings,
-    identity: Option<(u32, u32)>,
-    fifo_fd: OwnedFd,
-    origin: PipeOrigin,
-    signals: OwnedFd,
-) -> Result<(), DaemonError> {
-    std::env::set_current_dir("/")
-        .map_err(|e| DaemonError::Runtime(format!("cannot change directory to /: {e}")))?;
-    // Opened while still root: the state directory is root's.
-    let mut metrics = Publisher::for_pipe(&settings.pipe);
-    if let Some((uid, gid)) = identity {
-        switch_identity(uid, gid)?;
+impl StatusUpdates {
+    fn send(&mut self, counts: &Counts) {
+        systemd::notify_status(&counts.status_line());
+        self.sent = Instant::now();
+        self.dirty = false;
     }
-    let program = &settings.program;
-    program::check_program_as_self(program)?;
-    let hook = Hook::new(HookConfig {
-        program: program.clone(),
-        timeout: settings.timeout,
-        keep_env: settings.keep_env,
-        capture_output: settings.capture_output,
-        hash: settings.hash,
-    })
-    .map_err(|e| DaemonError::Runtime(format!("cannot prepare to run programs: {e}")))?;
-    let parser = Parser::with_vhost_dir(settings.vhost_dir.as_os_str().as_bytes());
-    let mut reader = Reader::new(fifo_fd, parser)
-        .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
 
-    let mut sup = Supervisor {
-        signals,
-        stop: None,
-        watchdog: systemd::watchdog_ping_interval().map(|i| (i, Instant::now())),
-    };
-    let mut counts = Counts::default();
-    tracing::info!(
-        PIPE = %settings.pipe.display(),
-        PIPE_ORIGIN = origin.as_str(),
-        "waiting for uploads on {} ({}); running {}",
-        settings.pipe.display(),
-        origin.describe(),
-        program.display()
-    );
-    systemd::notify_ready(&format!("waiting for uploads; {}", counts.status_line()));
-    sup.ping();
+    /// The counts changed: sent if the last update is a second old.
+    fn changed(&mut self, counts: &Counts) {
+        self.dirty = true;
+        if self.sent.elapsed() >= Duration::from_secs(1) {
+            self.send(counts);
+        }
+    }
 
-    // STATUS= goes out when the pipe is drained, and at most once a second
-    // while busy.
-    let mut status_sent = Instant::now();
-    let mut status_dirty = false;
-    while sup.stop.is_none() {
-        let event = reader
-            .next_event()
-            .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
-        let Some(event) = event else {
-            if status_dirty {
-                systemd::notify_status(&counts.status_line());
-                status_sent = Instant::now();
-                status_dirty = false;
+    /// The pipe is drained: sent if anything changed since the last one.
+    fn flush(&mut self, counts: &Counts) {
+        if self.dirty {
+            self.send(counts);
+        }
+    }
+}
+
+/// The main loop, once start-up is done.
+struct MainLoop<'a> {
+    settings: &'a Settings,
+    runner: Box<dyn Runner>,
+    reader: Reader,
+    /// Held until the loop ends.
+    _lock: Option<ReaderLock>,
+    supervisor: Supervisor,
+    counts: Counts,
+    status: StatusUpdates,
+    /// The counters published for the metrics exporter.
+    metrics: Publisher,
+}
+
+/// Runs the main loop until a stop signal.
+fn serve(settings: &Settings, started: Started) -> Result<(), DaemonError> {
+    let origin = started.origin;
+    let mut main_loop = MainLoop::prepare(settings, started)?;
+    main_loop.announce(origin);
+    while main_loop.supervisor.stop.is_none() {
+        main_loop.step()?;
+    }
+    main_loop.stop();
+    Ok(())
+}
+
+impl<'a> MainLoop<'a> {
+    /// The end of start-up: `/` as working directory, the switch to the
+    /// target identity, the program checked again as that identity, the
+    /// program runner and the pipe reader.
+    fn prepare(settings: &'a Settings, started: Started) -> Result<Self, DaemonError> {
+        std::env::set_current_dir("/").map_err(DaemonError::Chdir)?;
+        // Opened while still root: the state directory is root's.
+        let metrics = Publisher::for_pipe(&settings.pipe);
+        if let Some((uid, gid)) = started.identity {
+            process::switch_identity(uid, gid)?;
+        }
+        let runner: Box<dyn Runner> = match settings.isolation {
+            Isolation::Unit => Box::new(UnitClient::new(
+                Path::new(settings.profile.socket()),
+                &settings.vhost_dir,
+            )),
+            Isolation::Process => {
+                program::check_program_as_self(&settings.program)?;
+                let hook = Hook::new(HookConfig {
+                    program: settings.program.clone(),
+                    timeout: settings.timeout,
+                    keep_env: settings.keep_env,
+                    capture_output: settings.capture_output,
+                    hash: settings.hash,
+                })
+                .map_err(DaemonError::Runner)?;
+                Box::new(hook.with_vhost_dir(&settings.vhost_dir))
             }
-            let mut fds = [
-                libc::pollfd {
-                    fd: reader.fd().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: sup.signals.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            let timeout = sup
-                .watchdog
-                .map(|(_, next)| next.saturating_duration_since(Instant::now()));
-            program::poll(&mut fds, timeout)
-                .map_err(|e| DaemonError::Runtime(format!("poll failed: {e}")))?;
-            program::Watch::wake(&mut sup);
-            continue;
         };
+        let parser = Parser::with_vhost_dir(settings.vhost_dir.as_os_str().as_bytes());
+        let reader = Reader::new(started.fifo, parser).map_err(DaemonError::ReadPipe)?;
+        let supervisor = Supervisor {
+            signals: started.signals,
+            stop: None,
+            watchdog: systemd::watchdog_ping_interval().map(|i| (i, Instant::now())),
+        };
+        Ok(MainLoop {
+            settings,
+            runner,
+            reader,
+            _lock: started._lock,
+            supervisor,
+            counts: Counts::default(),
+            status: StatusUpdates {
+                sent: Instant::now(),
+                dirty: false,
+            },
+            metrics,
+        })
+    }
+
+    /// Logs where the pipe came from and tells systemd the daemon is ready.
+    fn announce(&mut self, origin: PipeOrigin) {
+        let settings = self.settings;
+        tracing::info!(
+            PIPE = %settings.pipe.display(),
+            PIPE_ORIGIN = origin.as_str(),
+            ISOLATION = settings.isolation.as_str(),
+            "waiting for uploads on {} ({}); running {} {}",
+            settings.pipe.display(),
+            origin.describe(),
+            settings.program.display(),
+            settings.isolation.describe(settings.profile)
+        );
+        systemd::notify_ready(&format!(
+            "waiting for uploads; {}",
+            self.counts.status_line()
+        ));
+        self.supervisor.ping();
+        self.status.sent = Instant::now();
+    }
+
+    /// Processes the next event in the pipe, or waits for one.
+    fn step(&mut self) -> Result<(), DaemonError> {
+        match self.reader.next_event().map_err(DaemonError::ReadPipe)? {
+            Some(event) => self.process(event),
+            None => self.wait(),
+        }
+    }
+
+    /// The pipe is empty: sends a pending status, then sleeps until input,
+    /// a signal or the next watchdog ping.
+    fn wait(&mut self) -> Result<(), DaemonError> {
+        self.status.flush(&self.counts);
+        let fds = [Some(self.reader.fd()), Some(self.supervisor.signals.fd())];
+        wait_readable(fds, self.supervisor.sleep_limit()).map_err(DaemonError::Poll)?;
+        program::Watch::wake(&mut self.supervisor);
+        Ok(())
+    }
+
+    /// Processes one event: runs the program on a record's file and logs
+    /// the outcome; only then does the record leave the FIFO.
+    fn process(&mut self, event: Event) -> Result<(), DaemonError> {
+        let settings = self.settings;
         let outcome = match event {
             Event::Skipped(n) => {
                 audit::skipped_bytes(n);
@@ -612,178 +485,78 @@ fn serve(
             }
             Event::Rejected(rejection) => Some((audit::rejected_record(&rejection), None)),
             Event::Record(record) => {
-                metrics.run_starts(reader.fd());
-                let outcome = match hook.run(&record.user, &record.file, &mut sup) {
-                    Ok(report) => {
-                        metrics.ran(&report);
-                        audit::ran(&record, program, &report, settings.timeout)
-                    }
-                    Err(skip) => audit::skipped_file(&record, &skip),
-                };
+                self.metrics.run_starts(self.reader.fd());
+                let outcome =
+                    match self
+                        .runner
+                        .run(&record.user, &record.file, &mut self.supervisor)
+                    {
+                        Ok(report) => {
+                            self.metrics.ran(&report);
+                            audit::ran(&record, &settings.program, &report, settings.timeout)
+                        }
+                        // Stopped while hashing: the record stays in the pipe.
+                        Err(Skip::Interrupted) => {
+                            self.metrics.interrupted();
+                            return Ok(());
+                        }
+                        Err(skip) => audit::skipped_file(&record, &skip),
+                    };
                 Some((outcome, Some(record.file)))
             }
         };
-        // Processed and logged: only now does the record leave the FIFO.
-        reader
-            .commit()
-            .map_err(|e| DaemonError::Runtime(format!("cannot read the upload pipe: {e}")))?;
+        self.reader.commit().map_err(DaemonError::ReadPipe)?;
         if let Some((outcome, file)) = outcome {
-            metrics.record_done(outcome, reader.fd());
-            counts.add(outcome, file.as_deref());
-            status_dirty = true;
-            if status_sent.elapsed() >= Duration::from_secs(1) {
-                systemd::notify_status(&counts.status_line());
-                status_sent = Instant::now();
-                status_dirty = false;
-            }
+            self.metrics.record_done(outcome, self.reader.fd());
+            self.counts.add(outcome, file.as_deref());
+            self.status.changed(&self.counts);
         }
-        program::Watch::wake(&mut sup);
+        program::Watch::wake(&mut self.supervisor);
+        Ok(())
     }
-    if reader.buffered() > 0 {
-        tracing::warn!(
-            "{} bytes read from the upload pipe were not processed",
-            reader.buffered()
-        );
+
+    /// After a stop signal: says what is left unprocessed, `STOPPING=1`.
+    fn stop(self) {
+        if self.reader.buffered() > 0 {
+            tracing::warn!(
+                "{} bytes read from the upload pipe were not processed",
+                self.reader.buffered()
+            );
+        }
+        systemd::notify_stopping();
+        tracing::info!("stopped; {}", self.counts.status_line());
     }
-    systemd::notify_stopping();
-    tracing::info!("stopped; {}", counts.status_line());
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::upload::settings::Timeout;
-    use clap::Parser as _;
 
-    fn args(list: &[&str]) -> Args {
-        Args::try_parse_from(std::iter::once("pure-uploadscript").chain(list.iter().copied()))
-            .unwrap()
+    #[test]
+    fn pipe_origins_have_their_field_values() {
+        let all = [
+            PipeOrigin::Created,
+            PipeOrigin::Opened,
+            PipeOrigin::FdStore,
+            PipeOrigin::ListenFifo,
+        ];
+        let values: Vec<_> = all.iter().map(|o| o.as_str()).collect();
+        assert_eq!(values, ["created", "opened", "fdstore", "listen-fifo"]);
+        let held: Vec<_> = all.iter().map(|o| o.passed_by_systemd()).collect();
+        assert_eq!(held, [false, false, true, true]);
     }
 
     #[test]
-    fn defaults_follow_the_c_tool() {
-        let s = Settings::merge_for(args(&["-r", "/bin/true"]), Default::default(), false).unwrap();
-        assert_eq!(s.program, PathBuf::from("/bin/true"));
-        assert_eq!(s.pipe, PathBuf::from("/run/pure-ftpd.upload.pipe"));
-        assert_eq!(s.pidfile, Some(PathBuf::from(DEFAULT_PIDFILE)));
-        assert!(!s.pidfile_required);
-        assert_eq!(s.timeout, Some(Duration::from_secs(600)));
-        assert_eq!((s.uid, s.gid), (None, None));
-        assert_eq!(s.hash, None);
-        assert!(!s.keep_env && !s.capture_output && !s.daemonize);
-        assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd/pure-ftpd"));
-        // Under systemd there is no pid file unless asked for.
-        let s = Settings::merge_for(args(&["-r", "/bin/true"]), Default::default(), true).unwrap();
-        assert_eq!(s.pidfile, None);
-        let s = Settings::merge_for(
-            args(&["-r", "/bin/true", "-p", "/run/x.pid"]),
-            Default::default(),
-            true,
-        )
-        .unwrap();
-        assert_eq!(s.pidfile, Some(PathBuf::from("/run/x.pid")));
-        assert!(s.pidfile_required);
-    }
-
-    #[test]
-    fn the_command_line_wins_over_the_files() {
-        let file = UploadscriptConfig {
-            run: Some("/from/config".into()),
-            uid: Some(Id::Number(1)),
-            gid: Some(Id::Number(2)),
-            timeout: Some(Timeout(None)),
-            hash: Some(Hash::Sha256),
-            keep_env: Some(true),
-            pipe: Some("/run/config.pipe".into()),
-            vhost_dir: Some("/etc/pure-ftpd".into()),
-            ..Default::default()
+    fn errors_say_what_failed() {
+        let e = DaemonError::PidFile {
+            path: "/run/x.pid".into(),
+            source: io::Error::from_raw_os_error(libc::ENOENT),
         };
-        let s = Settings::merge_for(
-            args(&[
-                "-r",
-                "/bin/true",
-                "-u",
-                "3",
-                "--timeout",
-                "5",
-                "--hash",
-                "none",
-            ]),
-            file.clone(),
-            true,
-        )
-        .unwrap();
-        assert_eq!(s.program, PathBuf::from("/bin/true"));
-        assert_eq!((s.uid, s.gid), (Some(3), Some(2)));
-        assert_eq!(s.timeout, Some(Duration::from_secs(5)));
-        assert_eq!(s.hash, None);
-        assert!(s.keep_env);
-        assert_eq!(s.pipe, PathBuf::from("/run/config.pipe"));
-        assert_eq!(s.vhost_dir, PathBuf::from("/etc/pure-ftpd"));
-        let s = Settings::merge_for(args(&[]), file, true).unwrap();
-        assert_eq!(s.program, PathBuf::from("/from/config"));
-        assert_eq!(s.timeout, None);
-        assert_eq!(s.hash, Some(HashAlgorithm::Sha256));
-    }
-
-    #[test]
-    fn users_and_groups_by_name_or_number() {
-        let s = Settings::merge_for(
-            args(&["-r", "/bin/true", "-u", "nobody"]),
-            Default::default(),
-            true,
-        )
-        .unwrap();
-        let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
         assert_eq!(
-            (s.uid, s.gid),
-            (Some(nobody.uid.as_raw()), Some(nobody.gid.as_raw()))
+            e.to_string(),
+            "cannot write the pid file /run/x.pid: No such file or directory (os error 2)"
         );
-        // A number alone keeps C's meaning: the group is not implied.
-        let s = Settings::merge_for(
-            args(&["-r", "/bin/true", "-u", "65534"]),
-            Default::default(),
-            true,
-        )
-        .unwrap();
-        assert_eq!((s.uid, s.gid), (Some(65534), None));
-        let s = Settings::merge_for(
-            args(&["-r", "/bin/true", "-g", "root"]),
-            Default::default(),
-            true,
-        )
-        .unwrap();
-        assert_eq!(s.gid, Some(0));
-        for bad in [&["-u", "no-such-user-x"][..], &["-g", "no-such-group-x"]] {
-            let mut list = vec!["-r", "/bin/true"];
-            list.extend_from_slice(bad);
-            let e = Settings::merge_for(args(&list), Default::default(), true).unwrap_err();
-            assert_eq!(e.exit_code(), EXIT_USAGE, "{e}");
-        }
-    }
-
-    #[test]
-    fn a_program_is_required_and_absolute() {
-        let e = Settings::merge_for(args(&[]), Default::default(), true).unwrap_err();
-        assert!(e.to_string().starts_with("no program to run"), "{e}");
-        assert_eq!(e.exit_code(), EXIT_USAGE);
-        let e =
-            Settings::merge_for(args(&["-r", "hook.sh"]), Default::default(), true).unwrap_err();
-        assert!(e.to_string().contains("absolute path"), "{e}");
-        assert_eq!(e.exit_code(), EXIT_USAGE);
-    }
-
-    #[test]
-    fn relative_paths_become_absolute_before_chdir() {
-        let s = Settings::merge_for(
-            args(&["-r", "/bin/true", "--pipe", "rel.pipe", "-p", "rel.pid"]),
-            Default::default(),
-            true,
-        )
-        .unwrap();
-        let cwd = std::env::current_dir().unwrap();
-        assert_eq!(s.pipe, cwd.join("rel.pipe"));
-        assert_eq!(s.pidfile, Some(cwd.join("rel.pid")));
+        let e = DaemonError::ReadPipe(io::Error::from_raw_os_error(libc::EIO));
+        assert!(e.to_string().starts_with("cannot read the upload pipe: "));
     }
 }

@@ -32,7 +32,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::upload::audit::Outcome;
-use crate::upload::program::Report;
+use crate::upload::program::{Report, Status};
 
 /// Version of the state file's document; a reader or exporter that finds
 /// another version ignores the file.
@@ -160,6 +160,15 @@ impl UploadCounters {
         }
         self.duration_count += 1;
         self.duration_sum += seconds;
+    }
+}
+
+/// True when the program ran and how it ended is known (its run time
+/// with it).
+fn program_ended(status: &Status) -> bool {
+    match status {
+        Status::Exited(_) | Status::Signaled(_) | Status::TimedOut | Status::OverLimit(_) => true,
+        Status::Unstartable(_) | Status::NoAnswer(_) => false,
     }
 }
 
@@ -299,11 +308,25 @@ impl Publisher {
         self.publish();
     }
 
-    /// A program ran on a record: its file's size and its run time.
+    /// A run on a record is over: its file's size and its run time are
+    /// counted when the program started and its ending is known, in the
+    /// reader's process or in a run unit alike; a program that could not
+    /// be started, or a run unit that gave no answer, is only counted by
+    /// its record's outcome.
     pub fn ran(&mut self, report: &Report) {
         self.counters.in_flight = 0;
-        self.counters
-            .observe_run(report.facts.size, report.duration);
+        if program_ended(&report.status) {
+            self.counters
+                .observe_run(report.facts.size, report.duration);
+        }
+    }
+
+    /// The reader was asked to stop before the program started: the
+    /// record stays in the pipe, and its run by the next reader is not a
+    /// retry.
+    pub fn interrupted(&mut self) {
+        self.counters.in_flight = 0;
+        self.publish();
     }
 
     /// A record is done (logged and read out of the pipe) with `outcome`.

@@ -34,11 +34,16 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sha2::Digest;
+
+use crate::os::fd::wait_readable;
+use crate::os::resolve::{self, ResolveError};
+use crate::upload::hash::Hash;
 
 /// The descriptor number at which the program finds the checked file.
 pub const UPLOAD_FD: RawFd = 3;
@@ -63,13 +68,6 @@ const PRIVATE_VARS: &[&str] = &[
     "LISTEN_FDNAMES",
 ];
 
-/// A checksum to compute over each file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HashAlgorithm {
-    /// SHA-256, reported in lower-case hex.
-    Sha256,
-}
-
 /// How to run the program.
 #[derive(Debug, Clone)]
 pub struct HookConfig {
@@ -81,8 +79,8 @@ pub struct HookConfig {
     pub keep_env: bool,
     /// Capture standard output and error instead of discarding them.
     pub capture_output: bool,
-    /// Checksum to compute, if any.
-    pub hash: Option<HashAlgorithm>,
+    /// Checksum to compute ([`Hash::None`] for none).
+    pub hash: Hash,
 }
 
 /// Why a configured program cannot be used.
@@ -196,6 +194,14 @@ pub enum Skip {
     /// The name pointed to another file by the time it was opened.
     #[error("the file was replaced while being checked")]
     Replaced,
+    /// A directory on the way to the file (or the file) is a symbolic
+    /// link: the name does not lead to the uploaded file.
+    #[error("a directory on the way to the file is a symbolic link")]
+    SymlinkInPath,
+    /// The daemon was asked to stop before the program started (while
+    /// hashing): the record stays in the pipe for the next instance.
+    #[error("interrupted by a stop request before the program started")]
+    Interrupted,
 }
 
 /// How a run ended.
@@ -209,6 +215,41 @@ pub enum Status {
     TimedOut,
     /// The program could not be started.
     Unstartable(io::Error),
+    /// The run was killed because it went over a resource limit.
+    OverLimit(Limit),
+    /// The run's unit ended without saying how the program ended (its
+    /// unit was killed, or the program could not be run there).
+    NoAnswer(String),
+}
+
+/// A resource limit of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `memory_max`.
+    Memory,
+    /// `tasks_max`.
+    Tasks,
+}
+
+impl Limit {
+    /// The limit's name in the audit (`SCRIPT_LIMIT`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::Memory => "memory",
+            Limit::Tasks => "tasks",
+        }
+    }
+}
+
+/// What a run in a unit of its own adds to its [`Report`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitUsage {
+    /// The run's unit (`pure-uploadscript-run@...service`).
+    pub unit: String,
+    /// CPU time of the program and its descendants, in microseconds.
+    pub cpu_usec: Option<u64>,
+    /// Peak memory of the program, in bytes.
+    pub peak_bytes: Option<u64>,
 }
 
 impl Status {
@@ -237,6 +278,8 @@ pub struct Report {
     pub stdout_tail: Vec<u8>,
     /// End of the captured standard error (empty without capture).
     pub stderr_tail: Vec<u8>,
+    /// Set when the program ran in a unit of its own.
+    pub usage: Option<UnitUsage>,
 }
 
 /// Lets the daemon's main loop go on while a program runs: its descriptor
@@ -249,6 +292,18 @@ pub trait Watch {
     fn deadline(&self) -> Option<Instant>;
     /// Called on every wake-up.
     fn wake(&mut self);
+    /// True once the daemon was asked to stop.
+    fn stopping(&self) -> bool {
+        false
+    }
+}
+
+/// Something that runs the program on one uploaded file: [`Hook`] in the
+/// daemon's own process, or a run in a unit of its own.
+pub trait Runner {
+    /// Checks `file` and runs the program on it for virtual user `vuser`,
+    /// waiting for it while `watch` keeps the daemon's loop going.
+    fn run(&self, vuser: &[u8], file: &[u8], watch: &mut dyn Watch) -> Result<Report, Skip>;
 }
 
 /// A [`Watch`] that watches nothing.
@@ -272,7 +327,7 @@ pub struct Hook {
     program: CString,
     base_env: Vec<CString>,
     devnull: OwnedFd,
-    names: Mutex<NameCache>,
+    checker: Checker,
 }
 
 /// How long a looked-up user or group name is reused.
@@ -316,7 +371,7 @@ impl NameCache {
     }
 }
 
-fn cstring(bytes: &[u8]) -> io::Result<CString> {
+pub(crate) fn cstring(bytes: &[u8]) -> io::Result<CString> {
     CString::new(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in string"))
 }
 
@@ -333,7 +388,7 @@ fn env_var(name: impl AsRef<[u8]>, value: &[u8]) -> CString {
 
 /// Moves `fd` above the numbers it is mapped to in the child (0 to 3), so
 /// that an earlier mapping cannot overwrite it; higher numbers stay.
-fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
+pub(crate) fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > UPLOAD_FD {
         return Ok(fd);
     }
@@ -346,7 +401,7 @@ fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: fds has room for two descriptors.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
@@ -424,8 +479,9 @@ fn file_kind(mode: u32) -> &'static str {
 
 /// Lower-case hex SHA-256 of what `fd` holds, read with `pread` so that
 /// the descriptor's offset stays at 0 for the program. `tick` is called
-/// after every 256 KiB, to keep a watchdog going on large files.
-pub fn sha256_fd(fd: BorrowedFd<'_>, tick: &mut dyn FnMut()) -> io::Result<String> {
+/// after every 256 KiB, to keep a watchdog going on large files; when it
+/// returns false, hashing stops and `Ok(None)` is returned.
+pub fn sha256_fd(fd: BorrowedFd<'_>, tick: &mut dyn FnMut() -> bool) -> io::Result<Option<String>> {
     let mut hasher = sha2::Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     let mut offset: libc::off_t = 0;
@@ -444,23 +500,140 @@ pub fn sha256_fd(fd: BorrowedFd<'_>, tick: &mut dyn FnMut()) -> io::Result<Strin
         }
         hasher.update(&buf[..n as usize]);
         offset += n as libc::off_t;
-        tick();
+        if !tick() {
+            return Ok(None);
+        }
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(Some(
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    ))
 }
 
-struct Checked {
-    facts: FileFacts,
-    fd: Option<OwnedFd>,
-    notes: Vec<String>,
+/// Why hashing stopped before the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashStop {
+    /// The run's timeout expired.
+    TimedOut,
+    /// The daemon was asked to stop.
+    Stopping,
+}
+
+/// Hashes `fd` as [`sha256_fd`] does, stopping at `deadline` or when
+/// `watch` says the daemon is stopping. `Ok(Err(..))` tells why it stopped.
+pub fn sha256_until(
+    fd: BorrowedFd<'_>,
+    deadline: Option<Instant>,
+    watch: &mut dyn Watch,
+) -> io::Result<Result<String, HashStop>> {
+    let mut stop = None;
+    let sum = sha256_fd(fd, &mut || {
+        watch.wake();
+        if watch.stopping() {
+            stop = Some(HashStop::Stopping);
+        } else if deadline.is_some_and(|d| Instant::now() >= d) {
+            stop = Some(HashStop::TimedOut);
+        }
+        stop.is_none()
+    })?;
+    Ok(match (sum, stop) {
+        (Some(sum), _) => Ok(sum),
+        (None, stop) => Err(stop.unwrap_or(HashStop::TimedOut)),
+    })
+}
+
+/// `now + timeout`, or no deadline when there is no timeout or it does not
+/// fit the clock.
+pub fn deadline_after(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// A file checked and opened for the program.
+#[derive(Debug)]
+pub struct Checked {
+    /// What it looked like.
+    pub facts: FileFacts,
+    /// The file, open read-only (`None` when it could not be opened).
+    pub fd: Option<OwnedFd>,
+    /// Things worth a warning that did not stop the run.
+    pub notes: Vec<String>,
+}
+
+/// Checks uploaded files: `lstat()` as a regular file, opened without any
+/// symbolic link on the way (virtual hosts' `<vhost dir>/<IP>` links are
+/// followed: the administrator made them), and the same inode.
+#[derive(Debug)]
+pub struct Checker {
+    names: Mutex<NameCache>,
+    vhost_dir: Vec<u8>,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker::new(Path::new(crate::upload::pipe::DEFAULT_VHOST_DIR))
+    }
+}
+
+impl Checker {
+    /// A checker trusting the links `<vhost_dir>/<IP>` of virtual hosts.
+    pub fn new(vhost_dir: &Path) -> Self {
+        let mut dir = vhost_dir.as_os_str().as_bytes().to_vec();
+        while dir.len() > 1 && dir.ends_with(b"/") {
+            dir.pop();
+        }
+        Checker {
+            names: Mutex::default(),
+            vhost_dir: dir,
+        }
+    }
+
+    /// Checks `file` (relative names are relative to `/`) and opens it.
+    pub fn check(&self, file: &[u8]) -> Result<Checked, Skip> {
+        check_file(file, &self.names, &self.vhost_dir)
+    }
+}
+
+/// Opens `full` without following any symbolic link, except the virtual
+/// host's own directory link `<vhost_dir>/<IP>`.
+fn open_checked(full: &[u8], vhost_dir: &[u8]) -> Result<OwnedFd, ResolveError> {
+    let vhost = full
+        .strip_prefix(vhost_dir)
+        .and_then(|rest| rest.strip_prefix(b"/"))
+        .and_then(|rest| {
+            let slash = rest.iter().position(|&b| b == b'/')?;
+            Some(full.len() - rest.len() + slash)
+        });
+    match vhost {
+        Some(split) => {
+            let base = std::ffi::OsStr::from_bytes(&full[..split]);
+            let dir: OwnedFd = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+                .open(base)?
+                .into();
+            let rest = std::ffi::OsStr::from_bytes(full[split..].trim_ascii_start_matches_slash());
+            resolve::open_no_symlinks(Some(&dir), Path::new(rest))
+        }
+        None => resolve::open_no_symlinks(None, Path::new(std::ffi::OsStr::from_bytes(full))),
+    }
+}
+
+trait TrimSlash {
+    fn trim_ascii_start_matches_slash(&self) -> &[u8];
+}
+
+impl TrimSlash for [u8] {
+    fn trim_ascii_start_matches_slash(&self) -> &[u8] {
+        let n = self.iter().take_while(|&&b| b == b'/').count();
+        &self[n..]
+    }
 }
 
 /// `lstat()`s `file` (relative names are relative to `/`), and opens it.
-fn check_file(file: &[u8], names: &Mutex<NameCache>) -> Result<Checked, Skip> {
+fn check_file(file: &[u8], names: &Mutex<NameCache>, vhost_dir: &[u8]) -> Result<Checked, Skip> {
     let mut full = Vec::with_capacity(file.len() + 1);
     if file.first() != Some(&b'/') {
         full.push(b'/');
@@ -478,6 +651,37 @@ fn check_file(file: &[u8], names: &Mutex<NameCache>) -> Result<Checked, Skip> {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Skip::NotRegular(file_kind(st.st_mode)));
     }
+    let mut notes = Vec::new();
+    let fd = match open_checked(&full, vhost_dir) {
+        Err(ResolveError::Symlink) => return Err(Skip::SymlinkInPath),
+        Err(ResolveError::Io(e)) => {
+            notes.push(format!("cannot open the file for UPLOAD_FD: {e}"));
+            None
+        }
+        Ok(fd) => {
+            // SAFETY: fd is open; a zeroed stat is a valid buffer.
+            let same = unsafe {
+                let mut now: libc::stat = std::mem::zeroed();
+                libc::fstat(fd.as_raw_fd(), &mut now) == 0
+                    && now.st_dev == st.st_dev
+                    && now.st_ino == st.st_ino
+            };
+            if !same {
+                return Err(Skip::Replaced);
+            }
+            // Blocking again for the program. Of the flags F_SETFL changes,
+            // only O_NONBLOCK was set at open, so no F_GETFL is needed.
+            // SAFETY: fd is open.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) };
+            match move_high(fd) {
+                Ok(fd) => Some(fd),
+                Err(e) => {
+                    notes.push(format!("cannot pass the file as UPLOAD_FD: {e}"));
+                    None
+                }
+            }
+        }
+    };
     let (user, group) = {
         let mut names = names.lock().unwrap_or_else(|e| e.into_inner());
         (names.user(st.st_uid), names.group(st.st_gid))
@@ -490,58 +694,21 @@ fn check_file(file: &[u8], names: &Mutex<NameCache>) -> Result<Checked, Skip> {
         user,
         group,
     };
-    let mut notes = Vec::new();
-    let flags =
-        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
-    // SAFETY: cpath is NUL-terminated.
-    let raw = unsafe { libc::open(cpath.as_ptr(), flags) };
-    let fd = if raw < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::ELOOP) {
-            return Err(Skip::Replaced);
-        }
-        notes.push(format!("cannot open the file for UPLOAD_FD: {e}"));
-        None
-    } else {
-        // SAFETY: open returned a new descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: fd is open; a zeroed stat is a valid buffer.
-        let same = unsafe {
-            let mut now: libc::stat = std::mem::zeroed();
-            libc::fstat(fd.as_raw_fd(), &mut now) == 0
-                && now.st_dev == st.st_dev
-                && now.st_ino == st.st_ino
-        };
-        if !same {
-            return Err(Skip::Replaced);
-        }
-        // Blocking again for the program. Of the flags F_SETFL changes,
-        // only O_NONBLOCK was set at open, so no F_GETFL is needed.
-        // SAFETY: fd is open.
-        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) };
-        match move_high(fd) {
-            Ok(fd) => Some(fd),
-            Err(e) => {
-                notes.push(format!("cannot pass the file as UPLOAD_FD: {e}"));
-                None
-            }
-        }
-    };
     Ok(Checked { facts, fd, notes })
 }
 
 /// Keeps the end of a stream.
 #[derive(Default)]
-struct Tail(Vec<u8>);
+pub(crate) struct Tail(Vec<u8>);
 
 impl Tail {
-    fn push(&mut self, bytes: &[u8]) {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
         self.0.extend_from_slice(bytes);
         if self.0.len() > 2 * TAIL_LEN {
             self.0.drain(..self.0.len() - TAIL_LEN);
         }
     }
-    fn into_inner(mut self) -> Vec<u8> {
+    pub(crate) fn into_inner(mut self) -> Vec<u8> {
         if self.0.len() > TAIL_LEN {
             self.0.drain(..self.0.len() - TAIL_LEN);
         }
@@ -550,7 +717,7 @@ impl Tail {
 }
 
 /// Reads what `fd` has now into `tail`; false at end of file.
-fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
+pub(crate) fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
     let mut buf = [0u8; 8192];
     loop {
         // SAFETY: buf is valid for its length.
@@ -567,7 +734,7 @@ fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
     }
 }
 
-fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a descriptor.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     // SAFETY: a non-negative result is a new descriptor.
@@ -605,33 +772,7 @@ pub fn close_inherited_on_exec() -> io::Result<()> {
     Ok(())
 }
 
-/// `poll()` with a timeout rounded up to whole milliseconds.
-pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ms = match timeout {
-        None => -1,
-        Some(d) => d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-    };
-    // SAFETY: fds is a valid array of pollfd.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        if e.kind() == io::ErrorKind::Interrupted {
-            return Ok(0);
-        }
-        return Err(e);
-    }
-    Ok(n as usize)
-}
-
-fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    }
-}
-
-fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+pub(crate) fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
     match (a, b) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -674,8 +815,15 @@ impl Hook {
             program,
             base_env,
             devnull: move_high(devnull.into())?,
-            names: Mutex::default(),
+            checker: Checker::default(),
         })
+    }
+
+    /// Maps virtual hosts' names under `vhost_dir` (whose `<IP>` entries
+    /// may be symbolic links) instead of the default directory.
+    pub fn with_vhost_dir(mut self, vhost_dir: &Path) -> Self {
+        self.checker = Checker::new(vhost_dir);
+        self
     }
 
     /// The configuration.
@@ -711,18 +859,24 @@ impl Hook {
 
     /// Checks `file` and, if it is a regular file, runs the program on it
     /// for virtual user `vuser`, waiting for it while `watch` keeps the
-    /// daemon's loop going.
+    /// daemon's loop going. Hashing counts against the timeout, and a stop
+    /// request during it gives [`Skip::Interrupted`].
     pub fn run(&self, vuser: &[u8], file: &[u8], watch: &mut dyn Watch) -> Result<Report, Skip> {
         let Checked {
             facts,
             fd,
             mut notes,
-        } = check_file(file, &self.names)?;
+        } = self.checker.check(file)?;
+        let start = Instant::now();
+        let deadline = deadline_after(self.config.timeout);
         let mut sha256 = None;
-        if self.config.hash == Some(HashAlgorithm::Sha256) {
+        let mut hash_timed_out = false;
+        if self.config.hash == Hash::Sha256 {
             match &fd {
-                Some(fd) => match sha256_fd(fd.as_fd(), &mut || watch.wake()) {
-                    Ok(sum) => sha256 = Some(sum),
+                Some(fd) => match sha256_until(fd.as_fd(), deadline, watch) {
+                    Ok(Ok(sum)) => sha256 = Some(sum),
+                    Ok(Err(HashStop::Stopping)) => return Err(Skip::Interrupted),
+                    Ok(Err(HashStop::TimedOut)) => hash_timed_out = true,
                     Err(e) => notes.push(format!("cannot hash the file: {e}")),
                 },
                 None => notes.push("cannot hash the file: it could not be opened".into()),
@@ -738,7 +892,15 @@ impl Hook {
             duration: Duration::ZERO,
             stdout_tail: Vec::new(),
             stderr_tail: Vec::new(),
+            usage: None,
         };
+        if hash_timed_out {
+            report
+                .notes
+                .push("the timeout expired while hashing the file".into());
+            report.duration = start.elapsed();
+            return Ok(report);
+        }
         let arg = match cstring(file) {
             Ok(arg) => arg,
             Err(e) => {
@@ -746,9 +908,8 @@ impl Hook {
                 return Ok(report);
             }
         };
-        let start = Instant::now();
         let (status, out, err) =
-            self.spawn_and_wait(&arg, &env, fd.as_ref().map(|f| f.as_fd()), watch);
+            self.spawn_and_wait(&arg, &env, fd.as_ref().map(|f| f.as_fd()), deadline, watch);
         report.duration = start.elapsed();
         report.status = status;
         report.stdout_tail = out;
@@ -830,6 +991,7 @@ impl Hook {
         arg: &CStr,
         env: &[CString],
         file: Option<BorrowedFd<'_>>,
+        deadline: Option<Instant>,
         watch: &mut dyn Watch,
     ) -> (Status, Vec<u8>, Vec<u8>) {
         let mut pipes = None;
@@ -857,7 +1019,6 @@ impl Hook {
         };
         let (mut out, mut err) = (Tail::default(), Tail::default());
         let pidfd = pidfd_open(pid);
-        let deadline = self.config.timeout.map(|t| Instant::now() + t);
         let mut killed = false;
         // With a pidfd, poll tells when the program has ended: the first
         // poll comes before any wait.
@@ -888,31 +1049,21 @@ impl Hook {
             if pidfd.is_none() {
                 wake_at = earliest(wake_at, Some(now + Duration::from_millis(20)));
             }
-            let mut fds = Vec::with_capacity(4);
-            let mut slots = [usize::MAX; 4];
-            for (slot, fd) in [
-                pidfd.as_ref().map(|f| f.as_raw_fd()),
-                out_r.as_ref().map(|f| f.as_raw_fd()),
-                err_r.as_ref().map(|f| f.as_raw_fd()),
-                watch.fd().map(|f| f.as_raw_fd()),
-            ]
-            .into_iter()
-            .enumerate()
-            {
-                if let Some(fd) = fd {
-                    slots[slot] = fds.len();
-                    fds.push(pollfd(fd));
-                }
-            }
             let timeout = wake_at.map(|t| t.saturating_duration_since(now));
-            if poll(&mut fds, timeout).is_err() {
+            let polled = [
+                pidfd.as_ref().map(|f| f.as_fd()),
+                out_r.as_ref().map(|f| f.as_fd()),
+                err_r.as_ref().map(|f| f.as_fd()),
+                watch.fd(),
+            ];
+            let ready = wait_readable(polled, timeout).unwrap_or_else(|_| {
                 std::thread::sleep(Duration::from_millis(20));
-            }
-            let ready = |slot: usize| slots[slot] != usize::MAX && fds[slots[slot]].revents != 0;
-            if ready(1) && !pump(out_r.as_ref().unwrap().as_fd(), &mut out) {
+                [false; 4]
+            });
+            if ready[1] && !pump(out_r.as_ref().unwrap().as_fd(), &mut out) {
                 out_r = None;
             }
-            if ready(2) && !pump(err_r.as_ref().unwrap().as_fd(), &mut err) {
+            if ready[2] && !pump(err_r.as_ref().unwrap().as_fd(), &mut err) {
                 err_r = None;
             }
             watch.wake();
@@ -933,6 +1084,12 @@ impl Hook {
             None => Status::Unstartable(io::Error::last_os_error()),
         };
         (status, out.into_inner(), err.into_inner())
+    }
+}
+
+impl Runner for Hook {
+    fn run(&self, vuser: &[u8], file: &[u8], watch: &mut dyn Watch) -> Result<Report, Skip> {
+        Hook::run(self, vuser, file, watch)
     }
 }
 

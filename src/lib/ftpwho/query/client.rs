@@ -14,7 +14,7 @@ pub const DEFAULT_SOCKET: &str = "/run/pure-ftpwho.sock";
 /// verbose HTML format is well below this).
 pub const MAX_RESPONSE_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Why a query failed; each kind has its exit code.
+/// Why a query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// No responder at the socket (missing, refused, not a socket).
@@ -39,18 +39,6 @@ pub enum ClientError {
         /// What went wrong.
         message: String,
     },
-}
-
-impl ClientError {
-    /// The exit code `ftpwho-query` uses (see [`crate::cli::query`]).
-    pub fn exit_code(&self) -> u8 {
-        use crate::cli::query::{EXIT_CONNECT, EXIT_DENIED, EXIT_ERROR};
-        match self {
-            ClientError::Connect { .. } => EXIT_CONNECT,
-            ClientError::PermissionDenied(_) => EXIT_DENIED,
-            ClientError::Server(_) | ClientError::Transport { .. } => EXIT_ERROR,
-        }
-    }
 }
 
 /// Sends `request` to the responder at `socket` and returns its answer;

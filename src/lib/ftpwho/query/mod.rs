@@ -2,22 +2,28 @@
 //! for members of a group.
 //!
 //! [`protocol`] is the wire format (newline-delimited JSON, versioned),
-//! [`server`] the socket-activated responder (`ftpwhod`), [`auth`] the
-//! peer credential checks, [`client`] what `ftpwho-query` uses.
+//! [`server`] the socket-activated responder's accept loop (`ftpwhod`),
+//! [`worker`] its pool of workers, one function per operation,
+//! [`snapshot`] the shared scan and its single flight, [`answer`] an
+//! answer streamed through a fixed buffer, [`names`] host names in
+//! bounded time, [`limits`] connection slots and log rate limits,
+//! [`auth`] the peer credential checks, [`client`] what `ftpwho-query`
+//! uses.
 //!
 //! ```
 //! use std::os::unix::net::{UnixListener, UnixStream};
 //! use std::time::Duration;
 //! use pureftpd_systemd::ftpwho::query::{client, server};
+//! use pureftpd_systemd::ftpwho::settings::Settings;
 //!
 //! let dir = tempfile::tempdir().unwrap();
 //! let path = dir.path().join("ftpwho.sock");
 //! let listener = UnixListener::bind(&path).unwrap();
-//! let options = server::ServerOptions {
+//! let settings = Settings {
 //!     idle_timeout: Some(Duration::from_millis(300)),
-//!     ..Default::default()
+//!     ..Settings::default()
 //! };
-//! let responder = server::Server::new(listener, options).unwrap();
+//! let responder = server::Server::new(listener, settings).unwrap();
 //! let running = std::thread::spawn(move || responder.run().unwrap());
 //!
 //! let stream = UnixStream::connect(&path).unwrap();
@@ -40,9 +46,14 @@
 //! assert_eq!(running.join().unwrap().requests, 2);
 //! ```
 
+pub mod answer;
 pub mod auth;
 pub mod client;
+pub mod limits;
+pub mod names;
 pub mod protocol;
 pub mod server;
+pub mod snapshot;
+pub mod worker;
 
-pub use protocol::{ErrorCode, Op, OutputFormat, ProtocolError, Request, Response, StateName};
+pub use protocol::{ErrorCode, Op, ProtocolError, Request, Response};

@@ -9,19 +9,17 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::ftpwho::report::Format;
 use crate::ftpwho::scoreboard::State;
 
 /// The protocol version this crate speaks.
 pub const VERSION: u32 = 1;
 
-/// Default bound on one request line, newline included.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4096;
-
 /// What a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
-    /// The sessions, rendered in a [`OutputFormat`].
+    /// The sessions, rendered in a [`Format`].
     List,
     /// How many sessions a user (or everyone) has.
     Count,
@@ -46,109 +44,6 @@ impl Op {
     }
 }
 
-/// How `list` renders the sessions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutputFormat {
-    /// `pure-ftpwho`'s ASCII table.
-    #[default]
-    Text,
-    /// `pure-ftpwho -v`.
-    Verbose,
-    /// `pure-ftpwho -w`.
-    Html,
-    /// `pure-ftpwho -W`.
-    HtmlEmbedded,
-    /// `pure-ftpwho -x`.
-    Xml,
-    /// `pure-ftpwho -p`.
-    Plist,
-    /// `pure-ftpwho -s`.
-    Shell,
-    /// The JSON document of the report module, returned as structured
-    /// data in [`Response::data`].
-    Json,
-    /// OpenMetrics text exposition, for Prometheus.
-    Openmetrics,
-}
-
-impl OutputFormat {
-    /// Every format.
-    pub const ALL: [OutputFormat; 9] = [
-        OutputFormat::Text,
-        OutputFormat::Verbose,
-        OutputFormat::Html,
-        OutputFormat::HtmlEmbedded,
-        OutputFormat::Xml,
-        OutputFormat::Plist,
-        OutputFormat::Shell,
-        OutputFormat::Json,
-        OutputFormat::Openmetrics,
-    ];
-
-    /// The name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            OutputFormat::Text => "text",
-            OutputFormat::Verbose => "verbose",
-            OutputFormat::Html => "html",
-            OutputFormat::HtmlEmbedded => "html-embedded",
-            OutputFormat::Xml => "xml",
-            OutputFormat::Plist => "plist",
-            OutputFormat::Shell => "shell",
-            OutputFormat::Json => "json",
-            OutputFormat::Openmetrics => "openmetrics",
-        }
-    }
-}
-
-/// A session state a request can filter on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum StateName {
-    /// No transfer.
-    Idle,
-    /// Sending a file to the client.
-    Download,
-    /// Receiving a file from the client.
-    Upload,
-}
-
-impl StateName {
-    /// The scoreboard state.
-    pub fn state(self) -> State {
-        match self {
-            StateName::Idle => State::Idle,
-            StateName::Download => State::Download,
-            StateName::Upload => State::Upload,
-        }
-    }
-
-    /// The name on the wire.
-    pub fn name(self) -> &'static str {
-        match self {
-            StateName::Idle => "idle",
-            StateName::Download => "download",
-            StateName::Upload => "upload",
-        }
-    }
-}
-
-impl std::str::FromStr for StateName {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "idle" => Ok(StateName::Idle),
-            "download" => Ok(StateName::Download),
-            "upload" => Ok(StateName::Upload),
-            other => Err(format!(
-                "unknown state {other:?} (expected idle, download or upload)"
-            )),
-        }
-    }
-}
-
 /// One request line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,7 +54,7 @@ pub struct Request {
     pub op: Op,
     /// Output format of `list` (default `text`).
     #[serde(default)]
-    pub format: Option<OutputFormat>,
+    pub format: Option<Format>,
     /// Only these accounts' sessions (`list`), the accounts to count
     /// (`count`); empty for every session. Wire field `user`: null, one
     /// string, or an array of strings.
@@ -168,7 +63,7 @@ pub struct Request {
     /// Only sessions in these states (`list`, `count`); empty for every
     /// state. Wire field `state`: null, one name, or an array of names.
     #[serde(rename = "state", default, with = "one_or_many")]
-    pub states: Vec<StateName>,
+    pub states: Vec<State>,
     /// Print addresses, never host names (`pure-ftpwho -n`).
     #[serde(default)]
     pub numeric: bool,
@@ -191,7 +86,7 @@ impl Request {
     }
 
     /// A `list` request in `format`.
-    pub fn list(format: OutputFormat) -> Request {
+    pub fn list(format: Format) -> Request {
         Request {
             format: Some(format),
             ..Request::new(Op::List)
@@ -248,6 +143,8 @@ pub enum ErrorCode {
     UnknownField,
     /// A field has the wrong type or an unknown value.
     BadValue,
+    /// The same key appears twice in an object of the request.
+    BadRequest,
     /// The request line is longer than the responder accepts.
     TooLarge,
     /// The request did not arrive in time.
@@ -274,6 +171,7 @@ impl ErrorCode {
             ErrorCode::UnknownOp => "unknown-op",
             ErrorCode::UnknownField => "unknown-field",
             ErrorCode::BadValue => "bad-value",
+            ErrorCode::BadRequest => "bad-request",
             ErrorCode::TooLarge => "too-large",
             ErrorCode::Timeout => "timeout",
             ErrorCode::PermissionDenied => "permission-denied",
@@ -357,7 +255,7 @@ pub struct Response {
     pub op: Option<Op>,
     /// The format of `output` or `data` (`list`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<OutputFormat>,
+    pub format: Option<Format>,
     /// Which sessions the answer covers (`list`, `count`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub view: Option<View>,
@@ -458,9 +356,19 @@ fn trim_line(line: &[u8]) -> &[u8] {
 /// wrong types or values → `bad-value`.
 pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     let line = trim_line(line);
-    let value: Value = serde_json::from_slice(line).map_err(|e| {
-        ProtocolError::new(ErrorCode::Malformed, format!("not a JSON request: {e}"))
-    })?;
+    let value = match serde_json::from_slice::<strict::Strict>(line) {
+        Ok(strict::Strict(value)) => value,
+        // The only data error the strict reader raises is a repeated key.
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(ProtocolError::new(ErrorCode::BadRequest, e.to_string()))
+        }
+        Err(e) => {
+            return Err(ProtocolError::new(
+                ErrorCode::Malformed,
+                format!("not a JSON request: {e}"),
+            ))
+        }
+    };
     let Value::Object(object) = &value else {
         return Err(ProtocolError::new(
             ErrorCode::Malformed,
@@ -519,6 +427,78 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     }
     serde_json::from_value(value)
         .map_err(|e| ProtocolError::new(ErrorCode::BadValue, e.to_string()))
+}
+
+/// A JSON document read into a [`Value`], refusing an object that has the
+/// same key twice (serde_json would keep the last one silently), at any
+/// depth.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub struct Strict(pub Value);
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(item)) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let Strict(value) = map.next_value()?;
+                if object.contains_key(&key) {
+                    return Err(A::Error::custom(format_args!(
+                        "the key {key:?} appears twice"
+                    )));
+                }
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -586,14 +566,14 @@ mod tests {
     fn the_documented_request_parses() {
         let line = br#"{"v":1,"op":"list","format":"shell","user":null,"state":null}"#;
         let request = parse_request(line).unwrap();
-        assert_eq!(request, Request::list(OutputFormat::Shell));
+        assert_eq!(request, Request::list(Format::Shell));
         let request = parse_request(
             b"{\"v\":1,\"op\":\"count\",\"user\":\"alice\",\"state\":\"upload\",\"numeric\":true}\r\n",
         )
         .unwrap();
         assert_eq!(request.op, Op::Count);
         assert_eq!(request.users, ["alice"]);
-        assert_eq!(request.states, [StateName::Upload]);
+        assert_eq!(request.states, [State::Upload]);
         assert!(request.numeric);
     }
 
@@ -604,12 +584,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(request.users, ["alice", "bob"]);
-        assert_eq!(request.states, [StateName::Idle, StateName::Upload]);
+        assert_eq!(request.states, [State::Idle, State::Upload]);
         // One value travels as itself, as version 1 first defined it, so
         // that older responders understand it; several as an array.
         let one = Request {
             users: vec!["alice".into()],
-            states: vec![StateName::Idle],
+            states: vec![State::Idle],
             ..Request::new(Op::List)
         };
         assert_eq!(
@@ -643,12 +623,12 @@ mod tests {
 
     #[test]
     fn requests_round_trip() {
-        for format in OutputFormat::ALL {
+        for format in Format::ALL {
             for op in Op::ALL {
                 let request = Request {
                     format: Some(format),
                     users: vec!["bob \"x\"".into()],
-                    states: vec![StateName::Download],
+                    states: vec![State::Download],
                     numeric: true,
                     ..Request::new(op)
                 };
@@ -661,7 +641,7 @@ mod tests {
 
     #[test]
     fn wire_names_match_serde() {
-        for format in OutputFormat::ALL {
+        for format in Format::ALL {
             assert_eq!(
                 serde_json::to_value(format).unwrap(),
                 Value::String(format.name().into())
@@ -673,7 +653,11 @@ mod tests {
                 Value::String(op.name().into())
             );
         }
-        for code in [ErrorCode::UnknownVersion, ErrorCode::PermissionDenied] {
+        for code in [
+            ErrorCode::UnknownVersion,
+            ErrorCode::PermissionDenied,
+            ErrorCode::BadRequest,
+        ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
                 Value::String(code.name().into())
@@ -717,6 +701,22 @@ mod tests {
             ErrorCode::BadValue
         );
         assert_eq!(code("{\"v\":1,\"op\":\"ping\"} x"), ErrorCode::Malformed);
+        // A repeated key is refused, not resolved by the last one winning,
+        // at any depth and whatever the key.
+        for twice in [
+            r#"{"v":1,"op":"list","op":"ping"}"#,
+            r#"{"v":1,"v":1,"op":"ping"}"#,
+            r#"{"v":1,"op":"list","user":"alice","user":"bob"}"#,
+            r#"{"v":1,"op":"list","numeric":true,"numeric":false}"#,
+            r#"{"v":1,"op":"list","colour":1,"colour":2}"#,
+            r#"{"v":1,"op":"list","user":[{"a":1,"a":2}]}"#,
+        ] {
+            assert_eq!(code(twice), ErrorCode::BadRequest, "{twice}");
+        }
+        let message = parse_request(br#"{"v":1,"op":"list","op":"ping"}"#)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("\"op\" appears twice"), "{message}");
         let message = parse_request(br#"{"v":1,"op":"list","colour":1}"#)
             .unwrap_err()
             .message;
@@ -726,7 +726,7 @@ mod tests {
     #[test]
     fn responses_round_trip_and_tolerate_new_fields() {
         let mut response = Response::ok(Op::List);
-        response.format = Some(OutputFormat::Text);
+        response.format = Some(Format::Text);
         response.set_output(b"a\nb\"c\n".to_vec());
         let line = response.to_line();
         assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);

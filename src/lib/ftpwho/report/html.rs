@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use super::calc::kib;
 use super::xml::escape_into;
-use super::{push_u64, Format, Session};
+use super::{push_u64, Format, Report, Session};
 
 const PAGE_HEAD: &str = r#"<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.1//EN"
           "http://www.w3.org/TR/xhtml11/DTD/xhtml11.dtd">
@@ -81,16 +81,22 @@ pub fn render(
     embedded: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    super::render(Format::Html { cgi, embedded }, sessions, out)
+    let format = if embedded {
+        Format::HtmlEmbedded
+    } else {
+        Format::Html
+    };
+    let mut report = Report::new(format, out).with_cgi_header(cgi);
+    for s in sessions {
+        report.session(s)?;
+    }
+    report.finish()
 }
 
 /// What CGI mode prints before the HTML (`-c`, or `GATEWAY_INTERFACE`).
 pub const CGI_HEADER: &str = "Content-Type: text/html\n\n";
 
-pub(crate) fn header(cgi: bool, embedded: bool, out: &mut Vec<u8>) {
-    if cgi {
-        out.extend_from_slice(CGI_HEADER.as_bytes());
-    }
+pub(crate) fn header(embedded: bool, out: &mut Vec<u8>) {
     if !embedded {
         out.extend_from_slice(PAGE_HEAD.as_bytes());
     }

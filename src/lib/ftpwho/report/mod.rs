@@ -1,9 +1,11 @@
 //! Rendering sessions in `pure-ftpwho`'s formats (and JSON).
 //!
-//! One data model, [`Session`], one file per format: [`text`] (the ASCII
-//! table, plain and verbose), [`html`] (page, embedded table, CGI),
-//! [`xml`], [`plist`], [`shell`] and [`json`]. Every format but JSON
-//! writes exactly the bytes Debian's C `pure-ftpwho` writes for the same
+//! One data model, [`Session`], one type naming the formats, [`Format`],
+//! and one file per format: [`text`] (the ASCII table, plain and
+//! verbose), [`html`] (page, embedded table, CGI), [`xml`], [`plist`],
+//! [`shell`], [`json`] and [`openmetrics`]; [`Report`] writes any of them
+//! a session at a time. Every format but JSON and OpenMetrics writes
+//! exactly the bytes Debian's C `pure-ftpwho` writes for the same
 //! scoreboard: names are raw bytes (no UTF-8 assumed), escaped as C
 //! escapes them, and the time, bandwidth and percentage columns follow
 //! the C arithmetic, `long double` rounding included.
@@ -64,6 +66,7 @@ pub mod text;
 pub mod xml;
 
 pub use calc::percentage;
+pub use resolve::{HostNames, Lookup, Names};
 
 /// A session ready to print: an [`Entry`] with its addresses resolved and
 /// its times made relative to "now", and the sizes `pure-ftpwho` passes to
@@ -207,23 +210,25 @@ fn named_fields(s: &Session, out: &mut Vec<u8>, open: impl Fn(&mut Vec<u8>, &[u8
     }
 }
 
-/// An output format of `pure-ftpwho`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// An output format: one per format option of `pure-ftpwho` (and
+/// `ftpwho-query`), and the name a request carries on the wire.
+///
+/// Whether a CGI header comes first is not a format of its own: see
+/// [`Report::with_cgi_header`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// The ASCII table (default); `verbose` adds sizes and the local
-    /// address (`-v`).
-    Text {
-        /// Verbose table (`-v`).
-        verbose: bool,
-    },
-    /// HTML: a full page (`-w`), or only the table (`embedded`, `-W`),
-    /// with a CGI header (`cgi`, `-c` or `GATEWAY_INTERFACE`).
-    Html {
-        /// Start with `Content-Type: text/html` and a blank line.
-        cgi: bool,
-        /// Only the table, without the page around it.
-        embedded: bool,
-    },
+    /// The ASCII table (the default).
+    #[default]
+    Text,
+    /// The ASCII table with sizes and the local address (`-v`).
+    Verbose,
+    /// A full HTML page (`-w`).
+    Html,
+    /// The HTML table without the page around it (`-W`).
+    HtmlEmbedded,
     /// XML (`-x`).
     Xml,
     /// Apple / GNUstep property list (`-p`).
@@ -232,11 +237,42 @@ pub enum Format {
     Shell,
     /// A JSON array of objects with typed fields (`--json`).
     Json,
+    /// OpenMetrics text exposition, for Prometheus (`--openmetrics`).
+    Openmetrics,
 }
 
-impl Default for Format {
-    fn default() -> Self {
-        Format::Text { verbose: false }
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 9] = [
+        Format::Text,
+        Format::Verbose,
+        Format::Html,
+        Format::HtmlEmbedded,
+        Format::Xml,
+        Format::Plist,
+        Format::Shell,
+        Format::Json,
+        Format::Openmetrics,
+    ];
+
+    /// The name on the wire (as serde writes it).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Text => "text",
+            Format::Verbose => "verbose",
+            Format::Html => "html",
+            Format::HtmlEmbedded => "html-embedded",
+            Format::Xml => "xml",
+            Format::Plist => "plist",
+            Format::Shell => "shell",
+            Format::Json => "json",
+            Format::Openmetrics => "openmetrics",
+        }
+    }
+
+    /// True for the HTML formats, which a CGI header may precede.
+    pub fn is_html(self) -> bool {
+        matches!(self, Format::Html | Format::HtmlEmbedded)
     }
 }
 
@@ -272,6 +308,16 @@ impl SessionBuilder {
             now,
             filter,
             resolver: resolve::Resolver::new(numeric),
+        }
+    }
+
+    /// Sessions at time `now`, host names taken from `names` (found
+    /// beforehand), numeric addresses for the others.
+    pub fn with_names(now: i64, names: HostNames, filter: Filter) -> SessionBuilder {
+        SessionBuilder {
+            now,
+            filter,
+            resolver: resolve::Resolver::with_names(names),
         }
     }
 
@@ -315,13 +361,18 @@ pub fn render(format: Format, sessions: &[Session], out: &mut dyn Write) -> io::
 
 /// A report written one session at a time. The header is written with the
 /// first session or by [`finish`](Report::finish), so nothing is written
-/// when the report is dropped unfinished and empty.
+/// when the report is dropped unfinished and empty. OpenMetrics, an
+/// aggregate, is written whole by `finish`.
 pub struct Report<'a> {
     format: Format,
     out: &'a mut dyn Write,
+    cgi_header: bool,
+    top_users: usize,
     sessions: usize,
     started: bool,
     buf: Vec<u8>,
+    /// The sessions an aggregate format needs at the end.
+    kept: Vec<Session>,
 }
 
 impl<'a> Report<'a> {
@@ -330,36 +381,45 @@ impl<'a> Report<'a> {
         Report {
             format,
             out,
+            cgi_header: false,
+            top_users: openmetrics::DEFAULT_TOP_USERS,
             sessions: 0,
             started: false,
             buf: Vec::with_capacity(4096),
+            kept: Vec::new(),
         }
+    }
+
+    /// Starts an HTML report with the CGI header (`Content-Type` and a
+    /// blank line), as `pure-ftpwho -c` does; other formats have none.
+    pub fn with_cgi_header(mut self, cgi_header: bool) -> Report<'a> {
+        self.cgi_header = cgi_header && self.format.is_html();
+        self
+    }
+
+    /// Lists `top_users` accounts in OpenMetrics' `pureftpd_user_sessions`.
+    pub fn with_top_users(mut self, top_users: usize) -> Report<'a> {
+        self.top_users = top_users;
+        self
     }
 
     fn start(&mut self) {
         if !self.started {
             self.started = true;
-            match self.format {
-                Format::Text { verbose } => text::header(verbose, &mut self.buf),
-                Format::Html { cgi, embedded } => html::header(cgi, embedded, &mut self.buf),
-                Format::Xml => xml::header(&mut self.buf),
-                Format::Plist => plist::header(&mut self.buf),
-                Format::Shell => {}
-                Format::Json => {}
+            if self.cgi_header {
+                self.buf.extend_from_slice(html::CGI_HEADER.as_bytes());
             }
+            header(self.format, &mut self.buf);
         }
     }
 
     /// Writes one session.
     pub fn session(&mut self, s: &Session) -> io::Result<()> {
         self.start();
-        match self.format {
-            Format::Text { verbose } => text::session(s, verbose, &mut self.buf),
-            Format::Html { .. } => html::session(s, &mut self.buf),
-            Format::Xml => xml::session(s, &mut self.buf),
-            Format::Plist => plist::session(s, &mut self.buf),
-            Format::Shell => shell::session(s, &mut self.buf),
-            Format::Json => json::session(s, self.sessions == 0, &mut self.buf),
+        if self.format == Format::Openmetrics {
+            self.kept.push(s.clone());
+        } else {
+            session(self.format, s, self.sessions == 0, &mut self.buf);
         }
         self.sessions += 1;
         self.out.write_all(&self.buf)?;
@@ -370,17 +430,55 @@ impl<'a> Report<'a> {
     /// Writes the footer (and the header if no session was written).
     pub fn finish(mut self) -> io::Result<()> {
         self.start();
-        match self.format {
-            Format::Text { .. } => self.buf.push(b'\n'),
-            Format::Html { embedded, .. } => html::footer(embedded, &mut self.buf),
-            Format::Xml => self.buf.extend_from_slice(b"</status>\n"),
-            Format::Plist => self
-                .buf
-                .extend_from_slice(b"\t</array>\n</dict>\n</plist>\n"),
-            Format::Shell => {}
-            Format::Json => json::footer(self.sessions == 0, &mut self.buf),
+        if self.format == Format::Openmetrics {
+            openmetrics::render_sessions(&self.kept, self.top_users, &mut self.buf)?
+        } else {
+            footer(self.format, self.sessions == 0, &mut self.buf);
         }
         self.out.write_all(&self.buf)
+    }
+}
+
+/// Appends the header of a report in `format` (nothing for the formats
+/// without one, and for OpenMetrics, written whole at the end).
+pub(crate) fn header(format: Format, out: &mut Vec<u8>) {
+    match format {
+        Format::Text => text::header(false, out),
+        Format::Verbose => text::header(true, out),
+        Format::Html => html::header(false, out),
+        Format::HtmlEmbedded => html::header(true, out),
+        Format::Xml => xml::header(out),
+        Format::Plist => plist::header(out),
+        Format::Shell | Format::Json | Format::Openmetrics => {}
+    }
+}
+
+/// Appends one session of a report in `format`; `first` for the first
+/// one. Nothing for OpenMetrics, an aggregate.
+pub(crate) fn session(format: Format, s: &Session, first: bool, out: &mut Vec<u8>) {
+    match format {
+        Format::Text => text::session(s, false, out),
+        Format::Verbose => text::session(s, true, out),
+        Format::Html | Format::HtmlEmbedded => html::session(s, out),
+        Format::Xml => xml::session(s, out),
+        Format::Plist => plist::session(s, out),
+        Format::Shell => shell::session(s, out),
+        Format::Json => json::session(s, first, out),
+        Format::Openmetrics => {}
+    }
+}
+
+/// Appends the footer of a report in `format`; `empty` when no session
+/// was written. Nothing for OpenMetrics.
+pub(crate) fn footer(format: Format, empty: bool, out: &mut Vec<u8>) {
+    match format {
+        Format::Text | Format::Verbose => out.push(b'\n'),
+        Format::Html => html::footer(false, out),
+        Format::HtmlEmbedded => html::footer(true, out),
+        Format::Xml => out.extend_from_slice(b"</status>\n"),
+        Format::Plist => out.extend_from_slice(b"\t</array>\n</dict>\n</plist>\n"),
+        Format::Json => json::footer(empty, out),
+        Format::Shell | Format::Openmetrics => {}
     }
 }
 

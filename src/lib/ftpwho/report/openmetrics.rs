@@ -54,6 +54,9 @@ use std::io::{self, Write};
 use super::Session;
 use crate::ftpwho::scoreboard::State;
 
+/// Accounts listed by `pureftpd_user_sessions` unless told otherwise.
+pub const DEFAULT_TOP_USERS: usize = 10;
+
 /// The numbers exposed, aggregated from the sessions.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metrics {

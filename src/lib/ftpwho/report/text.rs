@@ -13,7 +13,12 @@ const RULE: &[u8] =
 
 /// Writes the table header, one block per session and the footer.
 pub fn render(sessions: &[Session], verbose: bool, out: &mut dyn Write) -> io::Result<()> {
-    super::render(Format::Text { verbose }, sessions, out)
+    let format = if verbose {
+        Format::Verbose
+    } else {
+        Format::Text
+    };
+    super::render(format, sessions, out)
 }
 
 pub(crate) fn header(verbose: bool, out: &mut Vec<u8>) {

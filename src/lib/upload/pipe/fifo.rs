@@ -11,13 +11,18 @@
 //! when pure-ftpd exits, and pure-ftpd, which blocks in `open()` until the
 //! pipe has a reader, starts at once.
 
-use std::ffi::CString;
+use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, SpliceFFlags};
+use nix::sys::stat::{FileStat, Mode, SFlag};
+
 use super::{Event, Parser, MAX_PATH_LEN, MAX_USER_LEN};
+use crate::os::fd::{read_exact, read_some, set_nonblocking};
 
 /// Where pure-ftpd writes: `/var/run/pure-ftpd.upload.pipe`, which is
 /// `/run/pure-ftpd.upload.pipe` on every systemd system.
@@ -27,6 +32,58 @@ pub const DEFAULT_PATH: &str = "/run/pure-ftpd.upload.pipe";
 /// descriptor store, and looked for in `LISTEN_FDNAMES`.
 pub const STORE_NAME: &str = "upload-pipe";
 
+/// What was being done to the FIFO when a system call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Looking at it (`lstat`, `fstat`).
+    Stat,
+    /// Creating it (`mkfifo`).
+    Create,
+    /// Opening it.
+    Open,
+    /// Setting its mode to 0600 after creating it.
+    Chmod,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::Stat => "stat",
+            Action::Create => "create",
+            Action::Open => "open",
+            Action::Chmod => "chmod",
+        })
+    }
+}
+
+/// Which rule an insecure upload pipe breaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insecurity {
+    /// It is not a FIFO (a symbolic link is not followed).
+    NotFifo,
+    /// Its permission bits (given) are not exactly 0600.
+    Mode(u32),
+    /// Its owner is neither root nor the reader's effective uid.
+    Owner {
+        /// The owner.
+        uid: u32,
+        /// The reader's effective uid.
+        euid: u32,
+    },
+}
+
+impl fmt::Display for Insecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Insecurity::NotFifo => f.write_str("not a FIFO"),
+            Insecurity::Mode(mode) => write!(f, "mode {mode:04o}, not 0600"),
+            Insecurity::Owner { uid, euid } => {
+                write!(f, "owned by uid {uid}, not root or {euid}")
+            }
+        }
+    }
+}
+
 /// Why the FIFO cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum FifoError {
@@ -35,8 +92,8 @@ pub enum FifoError {
     Io {
         /// The FIFO.
         path: PathBuf,
-        /// What was being done ("open", "create", ...).
-        action: &'static str,
+        /// What was being done.
+        action: Action,
         /// What the system said.
         source: io::Error,
     },
@@ -46,61 +103,42 @@ pub enum FifoError {
         /// The FIFO.
         path: PathBuf,
         /// Which rule it breaks.
-        why: String,
+        why: Insecurity,
     },
+}
+
+fn file_type(st: &FileStat) -> SFlag {
+    SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT
 }
 
 /// Checks the rules on an `fstat()`/`lstat()` result: a FIFO, mode exactly
 /// 0600, owned by root or by `euid`.
-pub fn check_stat(st: &libc::stat, euid: u32) -> Result<(), String> {
-    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
-        return Err("not a FIFO".into());
+pub fn check_stat(st: &FileStat, euid: u32) -> Result<(), Insecurity> {
+    if file_type(st) != SFlag::S_IFIFO {
+        return Err(Insecurity::NotFifo);
     }
     if st.st_mode & 0o777 != 0o600 {
-        return Err(format!("mode {:04o}, not 0600", st.st_mode & 0o7777));
+        return Err(Insecurity::Mode(st.st_mode & 0o7777));
     }
     if st.st_uid != 0 && st.st_uid != euid {
-        return Err(format!("owned by uid {}, not root or {euid}", st.st_uid));
+        return Err(Insecurity::Owner {
+            uid: st.st_uid,
+            euid,
+        });
     }
     Ok(())
-}
-
-fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-fn fstat(fd: BorrowedFd<'_>) -> io::Result<libc::stat> {
-    // SAFETY: a zeroed stat is a valid buffer; fd is open.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::fstat(fd.as_raw_fd(), &mut st) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(st)
-    }
-}
-
-fn lstat(path: &CString) -> io::Result<libc::stat> {
-    // SAFETY: path is NUL-terminated; a zeroed stat is a valid buffer.
-    unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::lstat(path.as_ptr(), &mut st) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(st)
-    }
 }
 
 /// Checks a descriptor received from systemd (`ListenFIFO=` or the file
 /// descriptor store) with the same rules; `name` only labels errors.
 pub fn check_fd(fd: BorrowedFd<'_>, name: &Path) -> Result<(), FifoError> {
-    let st = fstat(fd).map_err(|source| FifoError::Io {
+    use std::os::fd::AsRawFd;
+    let st = nix::sys::stat::fstat(fd.as_raw_fd()).map_err(|e| FifoError::Io {
         path: name.to_owned(),
-        action: "stat",
-        source,
+        action: Action::Stat,
+        source: e.into(),
     })?;
-    check_stat(&st, euid()).map_err(|why| FifoError::Insecure {
+    check_stat(&st, nix::unistd::geteuid().as_raw()).map_err(|why| FifoError::Insecure {
         path: name.to_owned(),
         why,
     })
@@ -115,56 +153,46 @@ pub fn open_or_create(path: &Path) -> Result<(OwnedFd, bool), FifoError> {
         action,
         source,
     };
-    let cpath = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| err("open", io::Error::from(io::ErrorKind::InvalidInput)))?;
     let mut created = false;
     for _ in 0..3 {
-        match lstat(&cpath) {
+        match nix::sys::stat::lstat(path) {
             Ok(st) => {
-                if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+                if file_type(&st) != SFlag::S_IFIFO {
                     return Err(FifoError::Insecure {
                         path: path.to_owned(),
-                        why: "not a FIFO".into(),
+                        why: Insecurity::NotFifo,
                     });
                 }
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                // SAFETY: cpath is NUL-terminated.
-                if unsafe { libc::mkfifo(cpath.as_ptr(), 0o600) } < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::AlreadyExists {
-                        continue;
-                    }
-                    return Err(err("create", e));
-                }
-                created = true;
-            }
-            Err(e) => return Err(err("stat", e)),
+            Err(Errno::ENOENT) => match nix::unistd::mkfifo(path, Mode::S_IRUSR | Mode::S_IWUSR) {
+                Ok(()) => created = true,
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(err(Action::Create, e.into())),
+            },
+            Err(e) => return Err(err(Action::Stat, e.into())),
         }
-        let flags = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        // SAFETY: cpath is NUL-terminated.
-        let raw = unsafe { libc::open(cpath.as_ptr(), flags) };
-        if raw < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::NotFound {
-                continue;
-            }
-            return Err(err("open", e));
-        }
-        // SAFETY: open returned a new descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // Close-on-exec is always set by the standard library.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK).bits())
+            .open(path);
+        let file = match file {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(Action::Open, e)),
+        };
         if created {
             // The umask may have taken bits away; pure-ftpd wants 0600.
-            // SAFETY: fd is open.
-            if unsafe { libc::fchmod(fd.as_raw_fd(), 0o600) } < 0 {
-                return Err(err("chmod", io::Error::last_os_error()));
-            }
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| err(Action::Chmod, e))?;
         }
+        let fd = OwnedFd::from(file);
         check_fd(fd.as_fd(), path)?;
         return Ok((fd, created));
     }
     Err(err(
-        "open",
+        Action::Open,
         io::Error::other("it keeps appearing and disappearing"),
     ))
 }
@@ -203,50 +231,13 @@ pub struct Reader {
 }
 
 fn nonblocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two new descriptors.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
-}
-
-fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<()> {
-    while !buf.is_empty() {
-        match read_some(fd, buf)? {
-            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-            n => buf = &mut buf[n..],
-        }
-    }
-    Ok(())
+    Ok(nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?)
 }
 
 impl Reader {
     /// Reads from `fd` (made non-blocking) with `parser`.
     pub fn new(fd: OwnedFd, parser: Parser) -> io::Result<Self> {
-        // SAFETY: fd is open; F_GETFL/F_SETFL take and return ints.
-        unsafe {
-            let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-            if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0
-            {
-                return Err(io::Error::last_os_error());
-            }
-        }
+        set_nonblocking(fd.as_fd())?;
         Ok(Reader {
             fd,
             parser,
@@ -346,28 +337,21 @@ impl Reader {
                 continue;
             }
             if let Some((peek_r, peek_w)) = &self.peek {
-                // SAFETY: both descriptors are open pipes (or tee fails).
-                let n = unsafe {
-                    libc::tee(
-                        self.fd.as_raw_fd(),
-                        peek_w.as_raw_fd(),
-                        PEEK_LEN,
-                        libc::SPLICE_F_NONBLOCK,
-                    )
-                };
-                if n < 0 {
-                    let e = io::Error::last_os_error();
-                    match e.raw_os_error() {
-                        Some(libc::EAGAIN) => return Ok(None),
-                        Some(libc::EINTR) => continue,
-                        Some(libc::EINVAL) => {
-                            self.peek = None;
-                            continue;
-                        }
-                        _ => return Err(e),
+                let n = match nix::fcntl::tee(
+                    self.fd.as_fd(),
+                    peek_w.as_fd(),
+                    PEEK_LEN,
+                    SpliceFFlags::SPLICE_F_NONBLOCK,
+                ) {
+                    Ok(n) => n,
+                    Err(Errno::EAGAIN) => return Ok(None),
+                    Err(Errno::EINTR) => continue,
+                    Err(Errno::EINVAL) => {
+                        self.peek = None;
+                        continue;
                     }
-                }
-                let n = n as usize;
+                    Err(e) => return Err(e.into()),
+                };
                 if n == 0 {
                     return Ok(None);
                 }
@@ -427,10 +411,16 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p");
-        let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: c is NUL-terminated.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        nix::unistd::mkfifo(&path, Mode::S_IRUSR | Mode::S_IWUSR).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let insecure = |p: &Path| match open_or_create(p) {
+            Err(FifoError::Insecure { path, why }) => {
+                assert_eq!(path, p);
+                why
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(insecure(&path), Insecurity::Mode(0o644));
         let e = open_or_create(&path).unwrap_err().to_string();
         assert!(
             e.ends_with("insecure upload pipe: mode 0644, not 0600"),
@@ -438,16 +428,36 @@ mod tests {
         );
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::lchown(&path, Some(12345), None).unwrap();
+        let euid = nix::unistd::geteuid().as_raw();
+        assert_eq!(insecure(&path), Insecurity::Owner { uid: 12345, euid });
         let e = open_or_create(&path).unwrap_err().to_string();
         assert!(e.contains("owned by uid 12345"), "{e}");
         let file = dir.path().join("f");
         std::fs::write(&file, "").unwrap();
-        let e = open_or_create(&file).unwrap_err().to_string();
-        assert!(e.ends_with("not a FIFO"), "{e}");
+        assert_eq!(insecure(&file), Insecurity::NotFifo);
         let link = dir.path().join("l");
         std::os::unix::fs::symlink(&path, &link).unwrap();
-        let e = open_or_create(&link).unwrap_err().to_string();
-        assert!(e.ends_with("not a FIFO"), "{e}");
+        assert_eq!(insecure(&link), Insecurity::NotFifo);
+        // A descriptor is checked by the same rules.
+        let f = std::fs::File::open(&file).unwrap();
+        assert!(matches!(
+            check_fd(f.as_fd(), Path::new("passed")),
+            Err(FifoError::Insecure {
+                why: Insecurity::NotFifo,
+                ..
+            })
+        ));
+        let e = open_or_create(&dir.path().join("no/such/dir/p")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                FifoError::Io {
+                    action: Action::Create,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ impl Fixture {
             timeout: Some(Duration::from_secs(30)),
             keep_env: false,
             capture_output: false,
-            hash: None,
+            hash: Hash::None,
         };
         tweak(&mut config);
         Hook::new(config).unwrap()
@@ -356,7 +356,7 @@ fn sha256_is_computed_without_moving_the_offset() {
     let out = fx.path("out");
     let program = fx.script("cat", &format!("cat <&3 > {}", out.display()));
     let file = fx.file("f", b"abc");
-    let hook = fx.hook(&program, |c| c.hash = Some(HashAlgorithm::Sha256));
+    let hook = fx.hook(&program, |c| c.hash = Hash::Sha256);
     let report = run(&hook, b"u", &file);
     assert_eq!(
         report.sha256.as_deref(),
@@ -426,4 +426,92 @@ fn names_are_looked_up_once_a_second_per_id() {
     let mut cache = NameCache::default();
     assert_eq!(cache.user(0), user_name(0));
     assert_eq!(cache.group(0), group_name(0));
+}
+
+#[test]
+fn a_swapped_directory_is_refused_not_followed() {
+    let fx = Fixture::new();
+    let out = fx.path("ran");
+    let program = fx.script("p", &format!("echo ran > {}", out.display()));
+    let hook = fx.hook(&program, |_| {});
+    std::fs::create_dir(fx.path("elsewhere")).unwrap();
+    fx.file("elsewhere/shadow", b"secret");
+    std::os::unix::fs::symlink(fx.path("elsewhere"), fx.path("swap")).unwrap();
+    let name = fx.path("swap/shadow");
+    let skip = hook
+        .run(b"u", name.as_os_str().as_bytes(), &mut NoWatch)
+        .unwrap_err();
+    assert!(matches!(skip, Skip::SymlinkInPath), "{skip}");
+    assert_eq!(
+        skip.to_string(),
+        "a directory on the way to the file is a symbolic link"
+    );
+    assert!(!out.exists());
+    // The virtual hosts' own <vhost dir>/<IP> links are followed.
+    std::fs::create_dir(fx.path("vhosts")).unwrap();
+    std::os::unix::fs::symlink(fx.path("elsewhere"), fx.path("vhosts/10.0.0.1")).unwrap();
+    let hook = fx.hook(&program, |_| {}).with_vhost_dir(&fx.path("vhosts"));
+    let name = fx.path("vhosts/10.0.0.1/shadow");
+    let report = run(&hook, b"u", name.as_os_str().as_bytes());
+    assert!(report.status.success(), "{:?}", report.status);
+    assert!(report.fd_passed);
+}
+
+/// A watch that asks to stop at its first wake-up.
+struct StopAtOnce(bool);
+
+impl Watch for StopAtOnce {
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        None
+    }
+    fn deadline(&self) -> Option<Instant> {
+        None
+    }
+    fn wake(&mut self) {
+        self.0 = true;
+    }
+    fn stopping(&self) -> bool {
+        self.0
+    }
+}
+
+#[test]
+fn hashing_counts_against_the_timeout_and_stops_on_request() {
+    let fx = Fixture::new();
+    let out = fx.path("ran");
+    let program = fx.script("p", &format!("echo ran > {}", out.display()));
+    // 64 MiB, sparse: 256 reads of 256 KiB.
+    let big = fx.path("big");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let name = big.as_os_str().as_bytes();
+    let hook = fx.hook(&program, |c| {
+        c.hash = Hash::Sha256;
+        c.timeout = Some(Duration::from_nanos(1));
+    });
+    let report = run(&hook, b"u", name);
+    assert!(
+        matches!(report.status, Status::TimedOut),
+        "{:?}",
+        report.status
+    );
+    assert_eq!(report.sha256, None);
+    assert!(report.notes.iter().any(|n| n.contains("while hashing")));
+    assert!(!out.exists(), "the program ran after the timeout");
+    let hook = fx.hook(&program, |c| c.hash = Hash::Sha256);
+    let skip = hook.run(b"u", name, &mut StopAtOnce(false)).unwrap_err();
+    assert!(matches!(skip, Skip::Interrupted), "{skip}");
+    assert!(!out.exists());
+    let whole = run(&hook, b"u", name);
+    assert_eq!(whole.sha256.as_deref().map(str::len), Some(64));
+    assert!(out.exists());
+}
+
+#[test]
+fn an_enormous_timeout_means_no_deadline_not_a_crash() {
+    assert_eq!(deadline_after(Some(Duration::MAX)), None);
+    assert!(deadline_after(Some(Duration::from_secs(1))).is_some());
+    assert_eq!(deadline_after(None), None);
 }

@@ -1,0 +1,124 @@
+//! Descriptors: waiting for input on a few of them, switching one to
+//! non-blocking mode, reading what is there now, and asking what kind of
+//! file one is.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::{fstat, SFlag};
+
+/// Waits until one of `fds` has input (or is at end of file, or in error),
+/// at most `timeout` (rounded up to whole milliseconds; `None` waits for
+/// ever). `None` entries are left out. Returns, in the same order, which
+/// descriptors had something to report; all `false` on a time-out or when
+/// a signal interrupted the wait.
+pub fn wait_readable<const N: usize>(
+    fds: [Option<BorrowedFd<'_>>; N],
+    timeout: Option<Duration>,
+) -> io::Result<[bool; N]> {
+    let mut slots = [None; N];
+    let mut polled = Vec::with_capacity(N);
+    for (slot, fd) in fds.into_iter().enumerate() {
+        if let Some(fd) = fd {
+            slots[slot] = Some(polled.len());
+            polled.push(PollFd::new(fd, PollFlags::POLLIN));
+        }
+    }
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let ms = d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    match nix::poll::poll(&mut polled, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok([false; N]),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(slots.map(|slot| slot.is_some_and(|i| polled[i].revents().map_or(true, |r| !r.is_empty()))))
+}
+
+/// Sets `O_NONBLOCK` on `fd`, keeping its other status flags.
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let flags = OFlag::from_bits_retain(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Reads what `fd` has now into `buf` (one `read(2)`, repeated only when a
+/// signal interrupts it); `Ok(0)` at end of file.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), buf) {
+            Ok(n) => return Ok(n),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// Fills `buf` from `fd`; end of file first is
+/// [`io::ErrorKind::UnexpectedEof`].
+pub fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read_some(fd, buf)? {
+            0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+            n => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// The type bits of `fd`'s file (`st_mode & S_IFMT`), from `fstat(2)`.
+pub fn file_type(fd: BorrowedFd<'_>) -> io::Result<SFlag> {
+    let st = fstat(fd.as_raw_fd())?;
+    Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn waits_for_the_descriptors_that_have_input() {
+        let (r1, w1) = nix::unistd::pipe().unwrap();
+        let (r2, w2) = nix::unistd::pipe().unwrap();
+        let short = Some(Duration::from_millis(1));
+        let ready = wait_readable([Some(r1.as_fd()), None, Some(r2.as_fd())], short).unwrap();
+        assert_eq!(ready, [false, false, false]);
+        nix::unistd::write(&w2, b"x").unwrap();
+        let ready = wait_readable([Some(r1.as_fd()), None, Some(r2.as_fd())], None).unwrap();
+        assert_eq!(ready, [false, false, true]);
+        // End of file counts as something to report.
+        drop(w1);
+        let ready = wait_readable([Some(r1.as_fd())], None).unwrap();
+        assert_eq!(ready, [true]);
+        let mut buf = [0u8; 4];
+        assert_eq!(read_some(r1.as_fd(), &mut buf).unwrap(), 0);
+        assert_eq!(read_some(r2.as_fd(), &mut buf).unwrap(), 1);
+    }
+
+    #[test]
+    fn non_blocking_reads_and_file_types() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        set_nonblocking(r.as_fd()).unwrap();
+        let mut buf = [0u8; 4];
+        let e = read_some(r.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        nix::unistd::write(&w, b"ab").unwrap();
+        let e = read_exact(r.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        drop(w);
+        let e = read_exact(r.as_fd(), &mut buf).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert_eq!(file_type(r.as_fd()).unwrap(), SFlag::S_IFIFO);
+        let file = tempfile::tempfile().unwrap();
+        assert_eq!(file_type(file.as_fd()).unwrap(), SFlag::S_IFREG);
+    }
+}

@@ -1,0 +1,667 @@
+//! One instance of `pure-uploadscript-run@.service`: one connection from
+//! the reader, one run of the program.
+//!
+//! The program, uid/gid, timeout, hash, environment and limits come from
+//! this instance's own reading of the configuration files, never from the
+//! socket. The program runs in the sub-cgroup `program` of the unit's
+//! (delegated) cgroup, the instance itself in `supervisor`: the limits
+//! (`memory.max`, `pids.max`, `cpu.max`) are written there when the kernel
+//! offers those controllers to the unit; where it does not (a cgroup v1 or
+//! hybrid hierarchy), memory and task counts are sampled every
+//! [`SAMPLE_EVERY`] and the run is killed when over its limit. The
+//! program's output lines go to the journal with the upload's fields.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::os::cgroup::{self, Cgroup};
+use crate::os::fd::wait_readable;
+use crate::os::{passfd, systemd};
+use crate::upload::debian;
+use crate::upload::hash::Hash;
+use crate::upload::limits::{Profile, DEFAULT_TASKS_MAX};
+use crate::upload::program::{
+    self, check_program, sha256_until, HashStop, Hook, HookConfig, Limit, NoWatch, Tail,
+    DEFAULT_TIMEOUT,
+};
+use crate::upload::runner::wire::{Answer, Ending, Request, MAX_MESSAGE};
+use crate::upload::settings::{Id, UploadscriptConfig};
+
+/// How often memory and tasks are sampled where the kernel does not keep
+/// the limits.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(25);
+
+/// Why an instance could not serve its connection.
+#[derive(Debug, thiserror::Error)]
+pub enum InstanceError {
+    /// No connection was passed by systemd.
+    #[error("no connection passed by systemd (LISTEN_FDS): run from pure-uploadscript-run.socket")]
+    NoConnection,
+    /// The peer is not root.
+    #[error("refusing a connection from uid {0}: only root may ask for runs")]
+    NotRoot(u32),
+    /// The request could not be read.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// The answer could not be sent (the reader is gone).
+    #[error("cannot answer the reader: {0}")]
+    Answer(io::Error),
+}
+
+/// What the instance runs, from its own configuration.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// The program.
+    pub program: PathBuf,
+    /// The uid and gid it runs as.
+    pub identity: (u32, u32),
+    /// Limit on the run (hashing included).
+    pub timeout: Option<Duration>,
+    /// Checksum to compute.
+    pub hash: Hash,
+    /// Pass this instance's environment.
+    pub keep_env: bool,
+    /// Send the output's end back for the audit.
+    pub capture_output: bool,
+    /// `memory_max` in bytes.
+    pub memory_max: Option<u64>,
+    /// `cpu_quota` in percent of one CPU.
+    pub cpu_quota: Option<u32>,
+    /// `tasks_max`.
+    pub tasks_max: Option<u64>,
+    /// The sandbox profile the configuration asks for.
+    pub profile: Profile,
+}
+
+fn lookup_user(id: &Id) -> Result<(u32, Option<u32>), String> {
+    match id {
+        Id::Number(n) => Ok((*n, None)),
+        Id::Name(name) => match nix::unistd::User::from_name(name) {
+            Ok(Some(u)) => Ok((u.uid.as_raw(), Some(u.gid.as_raw()))),
+            Ok(None) => Err(format!("unknown user: {name}")),
+            Err(e) => Err(format!("cannot look up user {name}: {e}")),
+        },
+    }
+}
+
+fn lookup_group(id: &Id) -> Result<u32, String> {
+    match id {
+        Id::Number(n) => Ok(*n),
+        Id::Name(name) => match nix::unistd::Group::from_name(name) {
+            Ok(Some(g)) => Ok(g.gid.as_raw()),
+            Ok(None) => Err(format!("unknown group: {name}")),
+            Err(e) => Err(format!("cannot look up group {name}: {e}")),
+        },
+    }
+}
+
+impl RunSettings {
+    /// Resolves the configuration as the reader does; the identity is the
+    /// C tool's (root: uid 0, gid 0 unless `uid`/`gid` say otherwise).
+    pub fn from_config(file: UploadscriptConfig) -> Result<RunSettings, String> {
+        let program = file
+            .run
+            .ok_or("no program to run: set run in /etc/pure-uploadscript.toml")?;
+        if !program.is_absolute() {
+            return Err(format!(
+                "{}: the program must be given by an absolute path",
+                program.display()
+            ));
+        }
+        let (uid, user_gid) = match &file.uid {
+            Some(id) => lookup_user(id)?,
+            None => (0, None),
+        };
+        let gid = match &file.gid {
+            Some(id) => lookup_group(id)?,
+            None => user_gid.unwrap_or(0),
+        };
+        Ok(RunSettings {
+            program,
+            identity: (uid, gid),
+            timeout: match file.timeout {
+                Some(t) => t.0,
+                None => Some(DEFAULT_TIMEOUT),
+            },
+            hash: file.hash.unwrap_or_default(),
+            keep_env: file.keep_env.unwrap_or(false),
+            capture_output: file.capture_output.unwrap_or(false),
+            memory_max: file.memory_max.and_then(|m| m.0 .0),
+            cpu_quota: file.cpu_quota.and_then(|c| c.0),
+            tasks_max: match file.tasks_max {
+                Some(t) => t.0 .0,
+                None => Some(DEFAULT_TASKS_MAX),
+            },
+            profile: file.profile.unwrap_or_default(),
+        })
+    }
+}
+
+/// This unit's name, from its cgroup (`…/pure-uploadscript-run@3-1-0.service`).
+fn unit_name() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .filter_map(|l| l.rsplit(':').next())
+                .flat_map(|p| p.rsplit('/'))
+                .find(|c| c.ends_with(".service"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default()
+}
+
+/// Serves the connection systemd passed: reads the request, runs the
+/// program as the configuration says for `profile`, answers.
+pub fn serve(profile: Profile) -> Result<(), InstanceError> {
+    let conn = systemd::take_listen_fds()
+        .ok()
+        .and_then(|fds| fds.into_iter().next())
+        .ok_or(InstanceError::NoConnection)?
+        .fd;
+    program::close_inherited_on_exec().ok();
+    let uid = passfd::peer_uid(conn.as_fd())
+        .map_err(|e| InstanceError::BadRequest(format!("no peer credentials: {e}")))?;
+    if uid != 0 {
+        return Err(InstanceError::NotRoot(uid));
+    }
+    let got = passfd::receive(conn.as_fd(), MAX_MESSAGE)
+        .map_err(|e| InstanceError::BadRequest(e.to_string()))?;
+    if got.truncated {
+        return Err(InstanceError::BadRequest(
+            "message or descriptors cut short".into(),
+        ));
+    }
+    let request =
+        Request::decode(&got.bytes).map_err(|e| InstanceError::BadRequest(e.to_string()))?;
+    if request.fd_attached != got.fd.is_some() {
+        return Err(InstanceError::BadRequest(
+            "descriptor announced but not attached, or the other way round".into(),
+        ));
+    }
+    let unit = unit_name();
+    let start = Instant::now();
+    let settings = UploadscriptConfig::load(None)
+        .map_err(|e| e.to_string())
+        .map(|mut file| {
+            file.fill_from_debian(Path::new(debian::DEFAULTS_FILE));
+            file
+        })
+        .and_then(RunSettings::from_config)
+        .and_then(|s| {
+            if s.profile != profile {
+                return Err(format!(
+                    "this unit runs programs with profile {profile}, the configuration asks for {}",
+                    s.profile
+                ));
+            }
+            check_program(&s.program, s.identity.0, s.identity.1).map_err(|e| e.to_string())?;
+            Ok(s)
+        });
+    let answer = match settings {
+        Ok(settings) => run(&settings, profile, &request, got.fd, &conn, &unit, start),
+        Err(why) => {
+            tracing::error!(SCRIPT_UNIT = unit.as_str(), "cannot run the program: {why}");
+            Answer {
+                ending: Ending::Unstartable(why),
+                duration: start.elapsed(),
+                sha256: None,
+                notes: Vec::new(),
+                stdout_tail: Vec::new(),
+                stderr_tail: Vec::new(),
+                unit,
+                cpu_usec: None,
+                peak_bytes: None,
+            }
+        }
+    };
+    passfd::send(conn.as_fd(), &answer.encode(), None).map_err(InstanceError::Answer)
+}
+
+/// The program's output, logged a line at a time.
+struct Lines<'a> {
+    partial: Vec<u8>,
+    tail: Tail,
+    stream: &'static str,
+    request: &'a Request,
+    unit: &'a str,
+}
+
+impl Lines<'_> {
+    fn push(&mut self, bytes: &[u8]) {
+        self.tail.push(bytes);
+        self.partial.extend_from_slice(bytes);
+        while let Some(n) = self.partial.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=n).collect();
+            self.log(&line[..n]);
+        }
+        if self.partial.len() >= program::TAIL_LEN {
+            let line = std::mem::take(&mut self.partial);
+            self.log(&line);
+        }
+    }
+    fn finish(&mut self) {
+        if !self.partial.is_empty() {
+            let line = std::mem::take(&mut self.partial);
+            self.log(&line);
+        }
+    }
+    fn log(&self, line: &[u8]) {
+        let text = String::from_utf8_lossy(line);
+        let file = String::from_utf8_lossy(&self.request.file);
+        let vuser = String::from_utf8_lossy(&self.request.vuser);
+        if self.stream == "stderr" {
+            tracing::warn!(
+                UPLOAD_FILE = file.as_ref(),
+                UPLOAD_VUSER = vuser.as_ref(),
+                SCRIPT_UNIT = self.unit,
+                SCRIPT_STREAM = self.stream,
+                "{text}"
+            );
+        } else {
+            tracing::info!(
+                UPLOAD_FILE = file.as_ref(),
+                UPLOAD_VUSER = vuser.as_ref(),
+                SCRIPT_UNIT = self.unit,
+                SCRIPT_STREAM = self.stream,
+                "{text}"
+            );
+        }
+    }
+}
+
+/// Reads what `fd` has now; false at end of file.
+fn drain(fd: BorrowedFd<'_>, lines: &mut Lines<'_>) -> bool {
+    let mut buf = [0u8; 8192];
+    loop {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => lines.push(&buf[..n]),
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// Where the run's processes are, and how its limits are kept.
+struct Place {
+    program: Option<Cgroup>,
+    kernel_memory: bool,
+    kernel_tasks: bool,
+}
+
+fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
+    let Some(own) = Cgroup::own() else {
+        return Place {
+            program: None,
+            kernel_memory: false,
+            kernel_tasks: false,
+        };
+    };
+    let mut wanted = Vec::new();
+    if settings.memory_max.is_some() {
+        wanted.push("memory");
+    }
+    if settings.tasks_max.is_some() {
+        wanted.push("pids");
+    }
+    if settings.cpu_quota.is_some() {
+        wanted.push("cpu");
+    }
+    let available = own.controllers();
+    wanted.retain(|c| available.iter().any(|a| a == c));
+    // Controllers can be enabled for children only once the unit's own
+    // cgroup holds no process: then the instance moves to "supervisor".
+    // Without any (cgroup v1 or hybrid), it stays: a migration costs.
+    let made = if wanted.is_empty() {
+        own.child("program")
+    } else {
+        own.child("supervisor")
+            .and_then(|s| s.enter())
+            .and_then(|()| own.child("program"))
+    };
+    let program = match made {
+        Ok(p) => p,
+        Err(e) => {
+            notes.push(format!(
+                "cannot make the run's cgroup under {}: {e}",
+                own.path().display()
+            ));
+            return Place {
+                program: None,
+                kernel_memory: false,
+                kernel_tasks: false,
+            };
+        }
+    };
+    let enabled = own.enable(&wanted);
+    let on = |c: &str| enabled.iter().any(|e| e == c);
+    let mut kernel_memory = false;
+    let mut kernel_tasks = false;
+    if let (Some(max), true) = (settings.memory_max, on("memory")) {
+        kernel_memory = program.write("memory.max", &max.to_string()).is_ok();
+        let _ = program.write("memory.swap.max", "0");
+    }
+    if let (Some(max), true) = (settings.tasks_max, on("pids")) {
+        kernel_tasks = program.write("pids.max", &max.to_string()).is_ok();
+    }
+    if let Some(percent) = settings.cpu_quota {
+        let period = 100_000u64;
+        let quota = period * percent as u64 / 100;
+        if !(on("cpu")
+            && program
+                .write("cpu.max", &format!("{quota} {period}"))
+                .is_ok())
+        {
+            tracing::info!(
+                "cpu_quota = \"{percent}%\" not applied: no cpu controller for this unit"
+            );
+        }
+    }
+    Place {
+        program: Some(program),
+        kernel_memory,
+        kernel_tasks,
+    }
+}
+
+fn run(
+    settings: &RunSettings,
+    profile: Profile,
+    request: &Request,
+    file: Option<OwnedFd>,
+    conn: &OwnedFd,
+    unit: &str,
+    start: Instant,
+) -> Answer {
+    let mut answer = Answer {
+        ending: Ending::TimedOut,
+        duration: Duration::ZERO,
+        sha256: None,
+        notes: Vec::new(),
+        stdout_tail: Vec::new(),
+        stderr_tail: Vec::new(),
+        unit: unit.to_owned(),
+        cpu_usec: None,
+        peak_bytes: None,
+    };
+    // The timeout counts from the request: hashing is part of the run.
+    let deadline = settings.timeout.and_then(|t| start.checked_add(t));
+    let file = file.and_then(|f| program::move_high(f).ok());
+    if settings.hash == Hash::Sha256 {
+        match &file {
+            Some(fd) => match sha256_until(fd.as_fd(), deadline, &mut NoWatch) {
+                Ok(Ok(sum)) => answer.sha256 = Some(sum),
+                Ok(Err(HashStop::TimedOut | HashStop::Stopping)) => {
+                    answer
+                        .notes
+                        .push("the timeout expired while hashing the file".into());
+                    answer.duration = start.elapsed();
+                    return answer;
+                }
+                Err(e) => answer.notes.push(format!("cannot hash the file: {e}")),
+            },
+            None => answer
+                .notes
+                .push("cannot hash the file: it could not be opened".into()),
+        }
+    }
+    let hook = match Hook::new(HookConfig {
+        program: settings.program.clone(),
+        timeout: settings.timeout,
+        keep_env: settings.keep_env,
+        capture_output: settings.capture_output,
+        hash: settings.hash,
+    }) {
+        Ok(hook) => hook,
+        Err(e) => {
+            answer.ending = Ending::Unstartable(format!("cannot prepare the run: {e}"));
+            return answer;
+        }
+    };
+    let env = hook.environment(&request.facts, &request.vuser, file.is_some());
+    let place = place(settings, &mut answer.notes);
+    let outcome = spawn_and_wait(
+        settings,
+        profile,
+        request,
+        file.as_ref(),
+        &env,
+        &place,
+        conn,
+        unit,
+        deadline,
+    );
+    answer.duration = start.elapsed();
+    match outcome {
+        Ok(done) => {
+            answer.ending = done.ending;
+            answer.cpu_usec = done.cpu_usec;
+            answer.peak_bytes = done.peak_bytes;
+            if settings.capture_output {
+                answer.stdout_tail = done.stdout_tail;
+                answer.stderr_tail = done.stderr_tail;
+            }
+        }
+        Err(e) => answer.ending = Ending::Unstartable(e.to_string()),
+    }
+    if let Some(group) = &place.program {
+        let _ = group.remove();
+    }
+    answer
+}
+
+struct Done {
+    ending: Ending,
+    cpu_usec: Option<u64>,
+    peak_bytes: Option<u64>,
+    stdout_tail: Vec<u8>,
+    stderr_tail: Vec<u8>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn spawn_and_wait(
+    settings: &RunSettings,
+    profile: Profile,
+    request: &Request,
+    file: Option<&OwnedFd>,
+    env: &[CString],
+    place: &Place,
+    conn: &OwnedFd,
+    unit: &str,
+    deadline: Option<std::time::Instant>,
+) -> io::Result<Done> {
+    let program_c = program::cstring(settings.program.as_os_str().as_bytes())?;
+    let argv = [program_c.clone(), program::cstring(&request.file)?];
+    let devnull: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?
+        .into();
+    let devnull = program::move_high(devnull)?;
+    let (out_r, out_w) = program::pipe()?;
+    let (err_r, err_w) = program::pipe()?;
+    let procs = match &place.program {
+        Some(g) => Some(program::move_high(g.procs_file()?)?),
+        None => None,
+    };
+    let cgroup_dir = match &place.program {
+        Some(g) => g.dir_fd().ok(),
+        None => None,
+    };
+    let identity = if nix::unistd::geteuid().is_root() {
+        Some(settings.identity)
+    } else {
+        None
+    };
+    let spec = crate::os::spawn::Spec {
+        program: &program_c,
+        argv: &argv,
+        env,
+        stdio: [devnull.as_fd(), out_w.as_fd(), err_w.as_fd()],
+        fd3: file.map(|f| f.as_fd()),
+        cgroup_procs: procs.as_ref().map(|f| f.as_fd()),
+        cgroup_dir: cgroup_dir.as_ref().map(|f| f.as_fd()),
+        identity,
+        drop_capabilities: profile == Profile::Strict,
+    };
+    let pid = crate::os::spawn::spawn(&spec)?;
+    drop((out_w, err_w));
+    let pidfd = program::pidfd_open(pid);
+    let mut out = Lines {
+        partial: Vec::new(),
+        tail: Tail::default(),
+        stream: "stdout",
+        request,
+        unit,
+    };
+    let mut err = Lines {
+        stream: "stderr",
+        partial: Vec::new(),
+        tail: Tail::default(),
+        request,
+        unit,
+    };
+    let (mut out_open, mut err_open) = (true, true);
+    let sample = place.program.is_some()
+        && ((settings.memory_max.is_some() && !place.kernel_memory)
+            || (settings.tasks_max.is_some() && !place.kernel_tasks));
+    let mut sampled_peak = 0u64;
+    let mut over: Option<Limit> = None;
+    let mut timed_out = false;
+    let mut reader_gone = false;
+    let kill = |place: &Place| match &place.program {
+        Some(g) => {
+            g.kill_all(Duration::from_secs(5));
+        }
+        None => {
+            // SAFETY: kill(2) on the program's process group.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+    };
+    let mut next_sample = Instant::now();
+    let (status, usage) = loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid buffer; status is an out-pointer.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: wait4 on our child with valid out-pointers.
+        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if r == pid {
+            break (Some(status), usage);
+        }
+        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break (None, usage);
+        }
+        let now = Instant::now();
+        if sample && over.is_none() && now >= next_sample {
+            next_sample = now + SAMPLE_EVERY;
+            if let Some(g) = &place.program {
+                let procs = g.procs();
+                let rss: u64 = procs
+                    .iter()
+                    .filter_map(|&p| cgroup::resident_bytes(p))
+                    .sum();
+                sampled_peak = sampled_peak.max(rss);
+                if settings.memory_max.is_some_and(|m| rss > m) && !place.kernel_memory {
+                    over = Some(Limit::Memory);
+                } else if settings.tasks_max.is_some_and(|t| procs.len() as u64 > t)
+                    && !place.kernel_tasks
+                {
+                    over = Some(Limit::Tasks);
+                }
+                if over.is_some() {
+                    kill(place);
+                    continue;
+                }
+            }
+        }
+        if !timed_out && deadline.is_some_and(|d| now >= d) {
+            timed_out = true;
+            kill(place);
+            continue;
+        }
+        let mut wake_at = if timed_out { None } else { deadline };
+        if sample {
+            wake_at = program::earliest(wake_at, Some(next_sample));
+        }
+        if pidfd.is_none() {
+            wake_at = program::earliest(wake_at, Some(now + Duration::from_millis(20)));
+        }
+        let timeout = wake_at.map(|t| t.saturating_duration_since(now));
+        // The reader's end readable: it hung up (it sends nothing more).
+        let polled = [
+            Some(conn.as_fd()),
+            out_open.then(|| out_r.as_fd()),
+            err_open.then(|| err_r.as_fd()),
+            pidfd.as_ref().map(|p| p.as_fd()),
+        ];
+        let ready = wait_readable(polled, timeout).unwrap_or_else(|_| {
+            std::thread::sleep(Duration::from_millis(20));
+            [false; 4]
+        });
+        if ready[0] && !reader_gone {
+            // The reader went away (killed): its next instance asks again.
+            reader_gone = true;
+            tracing::warn!(SCRIPT_UNIT = unit, "the reader went away; stopping the run");
+            kill(place);
+        }
+        if ready[1] {
+            out_open = drain(out_r.as_fd(), &mut out);
+        }
+        if ready[2] {
+            err_open = drain(err_r.as_fd(), &mut err);
+        }
+    };
+    // What is left in the pipes, without waiting for descendants that may
+    // hold them; then nothing of the run outlives it.
+    if out_open {
+        drain(out_r.as_fd(), &mut out);
+    }
+    if err_open {
+        drain(err_r.as_fd(), &mut err);
+    }
+    out.finish();
+    err.finish();
+    kill(place);
+    let group = place.program.as_ref();
+    if over.is_none()
+        && group
+            .and_then(|g| g.stat("memory.events", "oom_kill"))
+            .unwrap_or(0)
+            > 0
+    {
+        over = Some(Limit::Memory);
+    }
+    let rusage_cpu = (usage.ru_utime.tv_sec as u64 * 1_000_000 + usage.ru_utime.tv_usec as u64)
+        + (usage.ru_stime.tv_sec as u64 * 1_000_000 + usage.ru_stime.tv_usec as u64);
+    let cpu_usec = group
+        .and_then(|g| g.stat("cpu.stat", "usage_usec"))
+        .or(Some(rusage_cpu));
+    let peak_bytes = group
+        .and_then(|g| g.number("memory.peak"))
+        .or_else(|| Some(sampled_peak.max(usage.ru_maxrss as u64 * 1024)));
+    let ending = match (over, status) {
+        (Some(limit), _) => Ending::OverLimit(limit),
+        _ if timed_out => Ending::TimedOut,
+        (None, Some(s)) if libc::WIFEXITED(s) => Ending::Exited(libc::WEXITSTATUS(s)),
+        (None, Some(s)) if libc::WIFSIGNALED(s) => Ending::Signaled(libc::WTERMSIG(s)),
+        (None, Some(s)) => Ending::Unstartable(format!("unexpected wait status {s}")),
+        (None, None) => Ending::Unstartable(io::Error::last_os_error().to_string()),
+    };
+    Ok(Done {
+        ending,
+        cpu_usec,
+        peak_bytes,
+        stdout_tail: out.tail.into_inner(),
+        stderr_tail: err.tail.into_inner(),
+    })
+}
+
+/// The run socket of `profile`.
+pub fn socket_of(profile: Profile) -> &'static Path {
+    Path::new(profile.socket())
+}
