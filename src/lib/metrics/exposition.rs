@@ -408,3 +408,65 @@ fn render_uploads(scrape: &Scrape, format: Format, out: &mut dyn Write) -> io::R
         scrape.upload_state_errors
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ftpwho::scoreboard::{RecordError, Unlocked};
+    use nix::errno::Errno;
+
+    #[test]
+    fn every_note_has_its_label() {
+        use scoreboard::SkipReason as Why;
+        let skipped = |reason| Note::Skipped {
+            file: "client-1".into(),
+            reason,
+        };
+        let cases = [
+            (skipped(Why::Stale { pid: 7 }), "stale"),
+            (
+                Note::Removed {
+                    file: "client-1".into(),
+                    pid: 7,
+                },
+                "stale",
+            ),
+            (
+                Note::NotRemoved {
+                    file: "client-1".into(),
+                    pid: 7,
+                    error: Errno::EROFS,
+                },
+                "stale",
+            ),
+            (
+                Note::ReadUnlocked {
+                    file: "client-1".into(),
+                    reason: Unlocked::Held { timeout_ms: 10 },
+                },
+                "unlocked",
+            ),
+            (skipped(Why::SymbolicLink), "not_regular"),
+            (skipped(Why::NotRegular), "not_regular"),
+            (skipped(Why::WrongOwner { uid: 4321 }), "owner"),
+            (
+                skipped(Why::WrongSize {
+                    size: 100,
+                    expected: 200,
+                }),
+                "layout",
+            ),
+            (skipped(Why::UnknownSize { size: 100 }), "layout"),
+            (skipped(Why::Record(RecordError::BadLayout)), "layout"),
+            (skipped(Why::WrongMode { mode: 0o400 }), "unreadable"),
+            (skipped(Why::CannotOpen(Errno::EACCES)), "unreadable"),
+            (skipped(Why::CannotStat(Errno::EIO)), "unreadable"),
+            (skipped(Why::ShortRead { bytes: 3 }), "unreadable"),
+            (skipped(Why::CannotRead(Errno::EIO)), "unreadable"),
+            (Note::ReadingDirectory(Errno::EIO), "unreadable"),
+        ];
+        for (note, label) in cases {
+            assert_eq!(SkipReason::of_note(&note).label(), label, "{note}");
+        }
+    }
+}

@@ -7,9 +7,10 @@
 //! `LISTEN_FDS` (a stored `upload-pipe` descriptor or a `.socket` unit's
 //! `ListenFIFO=`) or opened, created if missing; it is put in the file
 //! descriptor store; `-B` forks away (not under systemd); the pid file is
-//! written. Then (`MainLoop::prepare`) the daemon switches to the uid/gid
-//! (as the C tool does: `setgroups`, `setgid`, `setuid`, and `chdir("/")`)
-//! and sends `READY=1`.
+//! written. Then (`MainLoop::prepare`) the daemon opens the state file of
+//! its published counters ([`metrics`](crate::upload::metrics)), switches
+//! to the uid/gid (as the C tool does: `setgroups`, `setgid`, `setuid`, and
+//! `chdir("/")`) and sends `READY=1`.
 //!
 //! The main loop takes one event at a time from the FIFO and processes it
 //! (`MainLoop::process`: run the program, log, then take the record out

@@ -7,8 +7,8 @@
 //! `StateDirectory=`); without `STATE_DIRECTORY` nothing is published.
 //!
 //! The file is opened (created, mode 0644) while the reader is still root,
-//! before it switches to the `-u`/`-g` identity, which could not write in a
-//! root-owned directory: it is then rewritten in place (one `pwrite` and an
+//! before it switches to the `-u`/`-g` identity (`isolation = "process"`),
+//! which could not write in a root-owned directory: it is then rewritten in place (one `pwrite` and an
 //! `ftruncate`) under an exclusive `flock`; readers take a shared `flock`,
 //! so they never see half a document.
 //!
@@ -500,6 +500,73 @@ mod tests {
         let fresh = Publisher::open(&path, pipe()).unwrap();
         assert_eq!(fresh.counters().processed, 0);
         assert_eq!(read_state(&path).unwrap().unwrap().processed, 0);
+    }
+
+    fn report(status: Status) -> Report {
+        Report {
+            facts: crate::upload::program::FileFacts {
+                size: 1000,
+                perms: 0o644,
+                uid: 0,
+                gid: 0,
+                user: None,
+                group: None,
+            },
+            sha256: None,
+            fd_passed: true,
+            notes: Vec::new(),
+            status,
+            duration: Duration::from_millis(20),
+            stdout_tail: Vec::new(),
+            stderr_tail: Vec::new(),
+            usage: None,
+        }
+    }
+
+    #[test]
+    fn only_runs_whose_program_ended_are_timed() {
+        use crate::upload::program::Limit;
+        let mut p = Publisher::disabled(pipe());
+        let (read_end, _write_end) = nix::unistd::pipe().unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&read_end);
+        for status in [
+            Status::Exited(0),
+            Status::Exited(1),
+            Status::Signaled(libc::SIGSEGV),
+            Status::TimedOut,
+            Status::OverLimit(Limit::Memory),
+        ] {
+            p.run_starts(fd);
+            p.ran(&report(status));
+            assert_eq!(p.counters().in_flight, 0);
+        }
+        assert_eq!((p.counters().duration_count, p.counters().bytes), (5, 5000));
+        // Not started, in the reader's process or in a unit, or no answer
+        // from the run unit: no run time, no bytes handed over.
+        for status in [
+            Status::Unstartable(io::Error::from_raw_os_error(libc::ENOENT)),
+            Status::NoAnswer("the run unit ended without an answer".into()),
+        ] {
+            p.run_starts(fd);
+            p.ran(&report(status));
+            p.record_done(Outcome::Failed, fd);
+        }
+        assert_eq!((p.counters().duration_count, p.counters().bytes), (5, 5000));
+        assert_eq!((p.counters().failed, p.counters().in_flight), (2, 0));
+    }
+
+    #[test]
+    fn a_run_interrupted_before_its_program_is_no_retry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = state_file(dir.path());
+        let (read_end, _write_end) = nix::unistd::pipe().unwrap();
+        let mut p = Publisher::open(&path, pipe()).unwrap();
+        p.run_starts(std::os::fd::AsFd::as_fd(&read_end));
+        p.interrupted();
+        assert_eq!(read_state(&path).unwrap().unwrap().in_flight, 0);
+        drop(p);
+        let next = Publisher::open(&path, pipe()).unwrap();
+        assert_eq!((next.counters().restarts, next.counters().retries), (1, 0));
     }
 
     #[test]
