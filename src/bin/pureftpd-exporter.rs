@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use nix::sys::socket::{getsockname, getsockopt, sockopt, AddressFamily, SockType, SockaddrLike};
 
-use pureftpd_systemd::cli::exporter::{Args, EXIT_RUNTIME, EXIT_USAGE};
+use pureftpd_systemd::cli::exporter::{Args, Exit};
 use pureftpd_systemd::ftpwho::scoreboard::Layout;
 use pureftpd_systemd::metrics::server::Exporter;
 use pureftpd_systemd::metrics::settings::{ExporterConfig, ExporterSettings};
@@ -23,19 +23,19 @@ fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => {
             eprintln!("pureftpd-exporter: {e:#}");
-            return ExitCode::from(EXIT_USAGE);
+            return exit(Exit::Usage);
         }
     };
     if args.check_config {
         print_settings(&settings);
-        return ExitCode::SUCCESS;
+        return exit(Exit::Ok);
     }
     journal::init("pureftpd-exporter", journal::choose_sink(false), args.debug);
     let listener = match listener(&args, passed) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!("{e:#}");
-            return ExitCode::from(EXIT_USAGE);
+            return exit(Exit::Usage);
         }
     };
     match Exporter::new(listener, settings).and_then(|e| e.run()) {
@@ -46,13 +46,17 @@ fn main() -> ExitCode {
                 "idle, exiting after {} scrapes",
                 summary.scrapes
             );
-            ExitCode::SUCCESS
+            exit(Exit::Ok)
         }
         Err(e) => {
             tracing::error!("serving failed: {e}");
-            ExitCode::from(EXIT_RUNTIME)
+            exit(Exit::Runtime)
         }
     }
+}
+
+fn exit(status: Exit) -> ExitCode {
+    ExitCode::from(status.code())
 }
 
 fn settings(args: &Args) -> anyhow::Result<ExporterSettings> {

@@ -7,13 +7,28 @@ use clap::Parser;
 
 use crate::metrics::settings::ExporterConfig;
 
-/// Exit status: exited after --idle-timeout without a client, or after
-/// `--check-config`.
-pub const EXIT_OK: u8 = 0;
-/// Exit status: serving failed.
-pub const EXIT_RUNTIME: u8 = 1;
-/// Exit status: invalid option or configuration, or no socket to listen on.
-pub const EXIT_USAGE: u8 = 2;
+/// The exit status of `pureftpd-exporter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Exited after --idle-timeout without a client, or after
+    /// `--check-config`.
+    Ok = 0,
+    /// Serving failed.
+    Runtime = 1,
+    /// Invalid option or configuration, or no socket to listen on.
+    Usage = 2,
+}
+
+impl Exit {
+    /// Every status, as `--help` lists them.
+    pub const ALL: [Exit; 3] = [Exit::Ok, Exit::Runtime, Exit::Usage];
+
+    /// The status as a number.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
 
 const AFTER_HELP: &str = "\
 Serves GET /metrics (Prometheus text format 0.0.4, or OpenMetrics 1.0.0 when
@@ -137,10 +152,10 @@ mod tests {
         ] {
             assert!(help.contains(key), "config key {key} missing");
         }
-        for code in [EXIT_OK, EXIT_RUNTIME, EXIT_USAGE] {
+        for exit in Exit::ALL {
             assert!(
-                help.contains(&format!("\n  {code}  ")),
-                "exit status {code} missing"
+                help.contains(&format!("\n  {}  ", exit.code())),
+                "exit status {exit:?} missing"
             );
         }
     }
