@@ -62,10 +62,7 @@ fn exit(status: Exit) -> ExitCode {
 fn settings(args: &Args) -> anyhow::Result<ExporterSettings> {
     let mut config = ExporterConfig::load(args.config.as_deref())?;
     args.apply(&mut config);
-    config
-        .settings()
-        .map_err(anyhow::Error::msg)
-        .context("invalid configuration")
+    config.settings().context("invalid configuration")
 }
 
 fn print_settings(s: &ExporterSettings) {

@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::ftpwho::scoreboard::Layout;
-use crate::ftpwho::settings::LayoutSetting;
+use crate::ftpwho::settings::{LayoutSetting, SettingsError};
 use crate::os::config::{ConfigError, Fragment};
 
 /// Default main configuration file.
@@ -119,9 +119,36 @@ impl Default for ExporterSettings {
     }
 }
 
-fn seconds(name: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("{name} must be a non-negative number of seconds, not {value}"))
+/// Why the exporter's configuration was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ExporterSettingsError {
+    /// A duration is negative, or not a number of seconds.
+    #[error("{key} must be a non-negative number of seconds, not {value}")]
+    NotSeconds {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// `request_timeout` is 0.
+    #[error("request_timeout must be more than 0")]
+    NoRequestTime,
+    /// `max_connections` is 0.
+    #[error("max_connections must be at least 1")]
+    NoConnections,
+    /// `max_request_bytes` is out of its range.
+    #[error("max_request_bytes must be between 256 and 1048576, not {0}")]
+    RequestBytes(usize),
+    /// A directory of `upload_state_dirs` is relative.
+    #[error("upload_state_dirs must be absolute: {}", .0.display())]
+    RelativeStateDir(PathBuf),
+    /// The layout is refused (as in `ftpwhod.toml`).
+    #[error(transparent)]
+    Layout(#[from] SettingsError),
+}
+
+fn seconds(key: &'static str, value: f64) -> Result<Duration, ExporterSettingsError> {
+    Duration::try_from_secs_f64(value).map_err(|_| ExporterSettingsError::NotSeconds { key, value })
 }
 
 impl ExporterConfig {
@@ -132,7 +159,7 @@ impl ExporterConfig {
     }
 
     /// Fills in defaults and checks ranges.
-    pub fn settings(&self) -> Result<ExporterSettings, String> {
+    pub fn settings(&self) -> Result<ExporterSettings, ExporterSettingsError> {
         let idle = seconds(
             "idle_timeout",
             self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
@@ -142,15 +169,15 @@ impl ExporterConfig {
             self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         )?;
         if request_timeout.is_zero() {
-            return Err("request_timeout must be more than 0".into());
+            return Err(ExporterSettingsError::NoRequestTime);
         }
         let max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
         if max_connections == 0 {
-            return Err("max_connections must be at least 1".into());
+            return Err(ExporterSettingsError::NoConnections);
         }
         let max_request_bytes = self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         if !(256..=1 << 20).contains(&max_request_bytes) {
-            return Err("max_request_bytes must be between 256 and 1048576".into());
+            return Err(ExporterSettingsError::RequestBytes(max_request_bytes));
         }
         let upload_state_dirs = self.upload_state_dirs.clone().unwrap_or_else(|| {
             DEFAULT_UPLOAD_STATE_DIRS
@@ -159,10 +186,7 @@ impl ExporterConfig {
                 .collect()
         });
         if let Some(relative) = upload_state_dirs.iter().find(|d| !d.is_absolute()) {
-            return Err(format!(
-                "upload_state_dirs must be absolute: {}",
-                relative.display()
-            ));
+            return Err(ExporterSettingsError::RelativeStateDir(relative.clone()));
         }
         Ok(ExporterSettings {
             top_users: self.top_users.unwrap_or(DEFAULT_TOP_USERS),
@@ -175,7 +199,7 @@ impl ExporterConfig {
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(crate::ftpwho::scoreboard::DEFAULT_DIR)),
             layout: match &self.layout {
-                Some(setting) => setting.resolve().map_err(|e| e.to_string())?,
+                Some(setting) => setting.resolve()?,
                 None => None,
             },
             upload_state_dirs,
@@ -237,7 +261,7 @@ mod tests {
             ("layout = \"other\"", "layout"),
         ] {
             let config: ExporterConfig = toml::from_str(text).unwrap();
-            let e = config.settings().unwrap_err();
+            let e = config.settings().unwrap_err().to_string();
             assert!(e.contains(message), "{text}: {e}");
         }
         std::fs::write(&main, "listen = \"0.0.0.0:1\"\n").unwrap();
