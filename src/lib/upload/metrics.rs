@@ -23,7 +23,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +31,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
+use crate::os::fd;
 use crate::upload::audit::Outcome;
 use crate::upload::program::{Report, Status};
 
@@ -208,14 +209,9 @@ fn lock(file: File, arg: FlockArg) -> io::Result<Flock<File>> {
     ))
 }
 
-/// Bytes waiting to be read in the pipe `fd`.
+/// Bytes waiting to be read in the pipe `fd`, 0 when unknown.
 fn pending_bytes(fd: BorrowedFd<'_>) -> u64 {
-    let mut n: libc::c_int = 0;
-    // SAFETY: FIONREAD writes one int through a valid pointer.
-    match unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } {
-        0 => n.max(0) as u64,
-        _ => 0,
-    }
+    fd::pending_bytes(fd).unwrap_or(0)
 }
 
 /// The kernel's id of this boot, "" when unknown.
