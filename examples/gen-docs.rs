@@ -75,6 +75,19 @@ pub fn pages() -> Vec<Page> {
             )],
             see_also: &["ftpwhod(8)", "pure-ftpwho(8)"],
         },
+        Page {
+            command: named(cli::exporter::Args::command(), "pureftpd-exporter"),
+            section: "8",
+            files: &[
+                ("/etc/pureftpd-exporter.toml", "Settings; keys are named after the long options."),
+                ("/etc/pureftpd-exporter.d/*.toml", "Drop-ins read after the main file, in name order."),
+                ("pureftpd-exporter.socket", "The listening socket (TCP port 21021; IPAddressAllow= in a drop-in opens it beyond localhost)."),
+                ("/var/run/pure-ftpd/", "Pure-FTPd's scoreboard, read on every scrape."),
+                ("/var/lib/pure-uploadscript/metrics.json, /var/lib/pure-uploadscript/*/metrics.json", "Counters published by the upload readers."),
+                ("/usr/share/doc/pureftpd-systemd/examples/grafana-dashboard.json", "A Grafana dashboard of these metrics."),
+            ],
+            see_also: &["pure-uploadscript(8)", "ftpwhod(8)", "systemd.socket(5)", "prometheus(1)"],
+        },
     ]
 }
 

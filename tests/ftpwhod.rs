@@ -865,3 +865,590 @@ fn check_config_output_reads_back_the_same() {
         assert_eq!(check(), first);
     }
 }
+
+/// Whether an answer line is a `busy` refusal.
+fn is_busy(line: &str) -> bool {
+    answer(line)
+        .error
+        .is_some_and(|e| e.code == ErrorCode::Busy)
+}
+
+/// Clients that reconnect at once after their answer never count twice:
+/// as many closed-loop clients as `max_connections`, each closing as soon
+/// as it has its answer line (as `ftpwho-query` does), are all served.
+#[test]
+fn clients_up_to_the_limit_are_never_told_busy() {
+    let fixture = Fixture::many(300);
+    let responder = Responder::start(
+        fixture.path(),
+        &["--max-connections", "16", "--request-timeout", "30"],
+    );
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let socket = responder.socket.clone();
+            std::thread::spawn(move || {
+                let mut busy = 0;
+                for i in 0..60 {
+                    let format = if i % 2 == 0 { "json" } else { "shell" };
+                    let stream = UnixStream::connect(&socket).unwrap();
+                    let line = pureftpd_systemd::ftpwho::query::client::exchange(
+                        &stream,
+                        &list_line(format),
+                    )
+                    .unwrap();
+                    drop(stream);
+                    let line = String::from_utf8(line).unwrap();
+                    if is_busy(&line) {
+                        busy += 1;
+                    } else {
+                        assert!(answer(&line).ok, "{line}");
+                    }
+                }
+                busy
+            })
+        })
+        .collect();
+    let busy: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    assert_eq!(
+        busy,
+        0,
+        "busy answers below max_connections: {}",
+        responder.log_text()
+    );
+}
+
+/// Perl: opens ARGV[1] connections to ARGV[0] and keeps them open, idle.
+const IDLE_CONNECTIONS: &str = r#"
+    my @c;
+    for (1 .. $ARGV[1]) {
+        my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+        push @c, $s;
+    }
+    print "open\n"; STDOUT->flush(); sleep 60;
+"#;
+
+/// Idle connections of one user take at most its share of the slots:
+/// everyone else, root included, is still served.
+#[test]
+fn idle_connections_of_one_user_leave_slots_for_the_others() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(
+        fixture.path(),
+        &[
+            "--max-connections",
+            "8",
+            "--max-connections-per-user",
+            "2",
+            "--request-timeout",
+            "20",
+        ],
+    );
+    let socket = responder.socket.to_str().unwrap();
+    let mut idle = perl_as(&Creds::nobody(), IDLE_CONNECTIONS, &[socket, "8"]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(idle.0.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "open\n");
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..5 {
+        let out = responder.query(&["-s", "-n"]);
+        assert!(out.status.success(), "{out:?}");
+    }
+    let out = run_query(&responder.socket, &["--ping"], Some(&Creds::nobody()));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "nobody has no slot left: {out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("busy"));
+}
+
+/// Perl: sends ARGV[1] copies of the request ARGV[2] on one connection and
+/// prints how many answers came back.
+const MANY_REQUESTS: &str = r#"
+    my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die "connect: $!";
+    print $s ($ARGV[2] . "\n") x $ARGV[1];
+    shutdown($s, 1);
+    my $n = 0; $n++ while <$s>;
+    print "$n\n";
+"#;
+
+/// A refused peer asking again and again cannot flood the journal: ten
+/// warnings per ten seconds, then one telling how many were left out.
+#[test]
+fn refusals_are_logged_at_a_bounded_rate_with_the_count_suppressed() {
+    let fixture = Fixture::varied();
+    test_group();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP]);
+    let socket = responder.socket.to_str().unwrap();
+    let mut child = perl_as(
+        &Creds::nobody(),
+        MANY_REQUESTS,
+        &[socket, "300", r#"{"v":1,"op":"list"}"#],
+    );
+    let status = child.0.wait().unwrap();
+    let mut out = String::new();
+    child
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(out, "300\n", "every request is still answered");
+    let warnings = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70"))
+            .count()
+    };
+    let log = responder.log_text();
+    assert!(warnings(&log) >= 1, "{log}");
+    assert!(warnings(&log) <= 10, "{} warnings:\n{log}", warnings(&log));
+    let started = Instant::now();
+    loop {
+        let log = responder.log_text();
+        if log.contains("290 refusals not logged") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the count of suppressed refusals is never told:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A client that never reads its (large) answer holds neither a worker
+/// nor the others: they are answered at once, and memory stays bounded
+/// although users choose the names that make answers large.
+#[test]
+fn clients_that_never_read_hold_up_nobody_and_memory_stays_bounded() {
+    let long_name = vec![1u8; 1023];
+    let fixture = Fixture::crafted(4000, |i| {
+        let mut e = entry(
+            pureftpd_systemd::ftpwho::scoreboard::State::Download,
+            b"mallory",
+            "192.0.2.9:4000",
+            "192.0.2.1:21",
+            i as i64,
+        );
+        e.filename = long_name.clone();
+        e
+    });
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "30"]);
+    let pid = responder.child.id();
+    let mut silent = Vec::new();
+    for _ in 0..12 {
+        let stream = UnixStream::connect(&responder.socket).unwrap();
+        (&stream).write_all(&list_line("json")).unwrap();
+        silent.push(stream);
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let started = Instant::now();
+    let lines = responder.raw(b"{\"v\":1,\"op\":\"count\"}\n");
+    assert_eq!(answer(&lines[0]).count, Some(4000), "{lines:?}");
+    let out = responder.query(&["-s", "-n", "--state", "idle"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the silent clients held the others up"
+    );
+    let peak = vm_kib(pid, "VmHWM:");
+    assert!(
+        peak < 96 * 1024,
+        "peak RSS {peak} KiB with 12 silent clients"
+    );
+    drop(silent);
+}
+
+/// One deadline covers the request and its whole answer: a client that
+/// reads a little now and then is cut off when it passes.
+#[test]
+fn a_slow_reader_is_cut_off_at_the_request_deadline() {
+    let fixture = Fixture::crafted(3000, |i| {
+        let mut e = entry(
+            pureftpd_systemd::ftpwho::scoreboard::State::Upload,
+            b"slow",
+            "192.0.2.9:4000",
+            "192.0.2.1:21",
+            i as i64,
+        );
+        e.filename = vec![b'f'; 1000];
+        e
+    });
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "2"]);
+    let mut stream = UnixStream::connect(&responder.socket).unwrap();
+    stream.write_all(&list_line("shell")).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 8192];
+    let mut total = 0;
+    // A little now and then, past the deadline ...
+    while started.elapsed() < Duration::from_secs(4) {
+        total += stream.read(&mut buf).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // ... then whatever is left: only what the socket still holds, the
+    // responder has closed its end.
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest);
+    total += rest.len();
+    assert!(total > 0);
+    assert!(total < 3000 * 1000, "the whole answer came: {total} bytes");
+    assert!(!rest.ends_with(b"\n"), "the answer was complete");
+}
+
+/// Durations the clock cannot add, or below its resolution, are
+/// configuration errors (status 2), not a crash nor "never".
+#[test]
+fn unusable_durations_are_configuration_errors() {
+    let fixture = Fixture::empty();
+    let dir = open_tempdir();
+    for (option, value) in [
+        ("--idle-timeout", "9223372036854775807"),
+        ("--request-timeout", "9223372036854775807"),
+        ("--idle-timeout", "1e-10"),
+        ("--lock-budget", "1e300"),
+    ] {
+        let out = ftpwhod_command(NO_LAUNCHER, dir.path(), fixture.path())
+            .arg("--listen")
+            .arg(dir.path().join("never.sock"))
+            .args([option, value])
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{option} {value}: {out:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("invalid configuration"), "{stderr}");
+        assert!(!dir.path().join("never.sock").exists());
+    }
+    // In a file too.
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, "idle_timeout = 1e-10\n").unwrap();
+    let out = Command::new(FTPWHOD)
+        .arg("--config")
+        .arg(&config)
+        .arg("--check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 0.001"));
+}
+
+/// In the per-user view, `count` matches account names exactly as `list`
+/// does: `NOBODY`'s sessions are not `nobody`'s.
+#[test]
+fn count_in_the_per_user_view_matches_names_as_list_does() {
+    let mut fixture = Fixture::varied();
+    fixture.add(entry(
+        pureftpd_systemd::ftpwho::scoreboard::State::Idle,
+        b"NOBODY",
+        "192.0.2.44:1",
+        "192.0.2.1:21",
+        3,
+    ));
+    test_group();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP, "--per-user-view"]);
+    let nobody = Some(Creds::nobody());
+    let out = run_query(&responder.socket, &["-s", "-n"], nobody.as_ref());
+    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 1);
+    for args in [
+        &["--count", "nobody"][..],
+        &["--count", "nobody", "--state", "idle,download"],
+    ] {
+        let out = run_query(&responder.socket, args, nobody.as_ref());
+        assert_eq!(out.stdout, b"1\n", "{args:?}: {out:?}");
+    }
+    // For root and the group, count is the server's, case-insensitive.
+    assert_eq!(responder.query(&["--count", "nobody"]).stdout, b"2\n");
+}
+
+/// The per-user view is reachable only through a socket others may
+/// connect to: with the packaged mode (0660, the group) they are refused
+/// by the socket; with 0666, they see their own sessions.
+#[test]
+fn the_per_user_view_needs_a_socket_of_mode_0666() {
+    let fixture = Fixture::varied();
+    test_group();
+    let responder = Responder::start(fixture.path(), &["--group", TEST_GROUP, "--per-user-view"]);
+    let set_mode = |mode| {
+        std::fs::set_permissions(
+            &responder.socket,
+            std::os::unix::fs::PermissionsExt::from_mode(mode),
+        )
+        .unwrap()
+    };
+    let nobody = Some(Creds::nobody());
+    set_mode(0o660);
+    let out = run_query(&responder.socket, &["-s", "-n"], nobody.as_ref());
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot connect"));
+    set_mode(0o666);
+    let out = run_query(&responder.socket, &["-s", "-n"], nobody.as_ref());
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("|nobody|"));
+}
+
+/// Names chosen by FTP users reach a terminal as visible escapes; piped,
+/// the exact bytes, as pure-ftpwho writes them.
+#[test]
+fn control_bytes_are_escaped_on_a_terminal_and_kept_in_a_pipe() {
+    let mut fixture = Fixture::empty();
+    let mut e = entry(
+        pureftpd_systemd::ftpwho::scoreboard::State::Upload,
+        b"eve\x1b[2J",
+        "192.0.2.5:1",
+        "192.0.2.1:21",
+        9,
+    );
+    e.filename = b"\x1b]0;owned\x07\rx.txt".to_vec();
+    fixture.add(e);
+    let responder = Responder::start(fixture.path(), &[]);
+    // The text table prints names as they are (the shell format replaces
+    // control bytes itself).
+    let piped = responder.query(&["-n"]);
+    assert!(piped.status.success());
+    assert!(
+        piped.stdout.windows(4).any(|w| w == b"\x1b[2J"),
+        "{piped:?}"
+    );
+    assert!(piped.stdout.contains(&0x07));
+    let forced = responder.query(&["-n", "--escape=always"]);
+    assert!(!forced.stdout.contains(&0x1b), "{forced:?}");
+    let text = String::from_utf8_lossy(&forced.stdout).into_owned();
+    assert!(text.contains("eve\\x1b[2J"), "{text}");
+    assert!(text.contains("\\x1b]0;owned\\x07\\x0dx.txt"), "{text}");
+    for extra in [&[][..], &["--watch", "0.1", "--iterations", "2"]] {
+        let command = format!(
+            "{QUERY} --socket {} -n {}",
+            responder.socket.display(),
+            extra.join(" ")
+        );
+        let tty = Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(tty.status.success(), "{tty:?}");
+        let text = String::from_utf8_lossy(&tty.stdout).replace("\x1b[H\x1b[2J", "");
+        assert!(!text.contains('\x1b'), "{text:?}");
+        assert!(!text.contains('\x07'), "{text:?}");
+        assert!(text.contains("eve\\x1b[2J"), "{text:?}");
+        let raw = Command::new("script")
+            .args([
+                "-q",
+                "-e",
+                "-c",
+                &format!("{command} --escape=never"),
+                "/dev/null",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(raw.stdout.contains(&0x07), "{raw:?}");
+    }
+}
+
+#[test]
+fn a_request_with_a_repeated_key_is_a_bad_request() {
+    let fixture = Fixture::varied();
+    let responder = Responder::start(fixture.path(), &[]);
+    let lines = responder.raw(b"{\"v\":1,\"op\":\"list\",\"op\":\"ping\"}\n");
+    assert_eq!(error_code(&lines), ErrorCode::BadRequest);
+    let lines = responder.raw(b"{\"v\":1,\"op\":\"count\",\"user\":\"alice\",\"user\":\"bob\"}\n");
+    assert_eq!(error_code(&lines), ErrorCode::BadRequest);
+}
+
+/// 200 entries held under the server's write lock: the scan waits for
+/// them a second in all (`lock_budget`), not 200 ms each.
+#[test]
+fn a_scan_waits_for_locked_entries_at_most_its_budget() {
+    use std::os::fd::AsFd;
+    let fixture = Fixture::many(200);
+    let locked: Vec<std::fs::File> = std::fs::read_dir(fixture.path())
+        .unwrap()
+        .map(|f| {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(f.unwrap().path())
+                .unwrap();
+            let lock = libc::flock {
+                l_type: libc::F_WRLCK as libc::c_short,
+                l_whence: libc::SEEK_SET as libc::c_short,
+                l_start: 0,
+                l_len: 0,
+                l_pid: 0,
+            };
+            use std::os::fd::AsRawFd;
+            nix::fcntl::fcntl(
+                file.as_fd().as_raw_fd(),
+                nix::fcntl::FcntlArg::F_SETLK(&lock),
+            )
+            .unwrap();
+            file
+        })
+        .collect();
+    assert_eq!(locked.len(), 200);
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "60"]);
+    let started = Instant::now();
+    let out = responder.query(&["-s", "-n", "--timeout", "60"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout.split(|&b| b == b'\n').count(), 201);
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(took >= Duration::from_millis(900), "did not wait: {took:?}");
+}
+
+/// A count naming hundreds of users reads the directory once, not once
+/// per user; every session is counted once whatever the case.
+#[test]
+fn a_count_of_many_users_is_one_pass() {
+    let fixture = Fixture::many(2000);
+    // The server's count takes the pid from the file name, after the
+    // prefix and one more byte, as strtoul reads it (leading blanks
+    // allowed): give every file a distinct name with the live pid.
+    for (i, file) in std::fs::read_dir(fixture.path()).unwrap().enumerate() {
+        let path = file.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        let pid = pureftpd_systemd::ftpwho::scoreboard::Entry::parse(
+            &bytes,
+            &pureftpd_systemd::ftpwho::scoreboard::Layout::DEBIAN,
+        )
+        .unwrap()
+        .pid;
+        let name = format!(
+            "client-{}{}{pid}",
+            (b'a' + (i % 26) as u8) as char,
+            " ".repeat(i / 26)
+        );
+        std::fs::rename(&path, fixture.path().join(name)).unwrap();
+    }
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "60"]);
+    let mut users: Vec<String> = (0..300).map(|i| format!("nosuch{i}")).collect();
+    users.extend(["user1".into(), "USER1".into(), "User2".into()]);
+    let request = serde_json::json!({"v": 1, "op": "count", "user": users});
+    let mut line = serde_json::to_vec(&request).unwrap();
+    line.push(b'\n');
+    assert!(line.len() < 4096);
+    let started = Instant::now();
+    let lines = responder.raw(&line);
+    let took = started.elapsed();
+    // user1 and user2 have 40 sessions each (2000 / 50).
+    assert_eq!(answer(&lines[0]).count, Some(80), "{lines:?}");
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+/// After a burst of concurrent JSON clients the responder gives its
+/// memory back: its RSS returns near what it was idle.
+#[test]
+fn memory_goes_back_after_a_burst() {
+    let fixture = Fixture::many(10_000);
+    let responder = Responder::start(fixture.path(), &["--request-timeout", "60"]);
+    let pid = responder.child.id();
+    assert!(responder.query(&["--ping"]).status.success());
+    let idle = vm_kib(pid, "VmRSS:");
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let socket = responder.socket.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2 {
+                    let lines = raw_exchange(&socket, &list_line("json"));
+                    let r = answer(&lines[0]);
+                    assert!(r.ok, "{:?}", r.error);
+                    assert_eq!(r.data.unwrap().as_array().unwrap().len(), 10_000);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let peak = vm_kib(pid, "VmHWM:");
+    assert!(peak < 64 * 1024, "peak RSS {peak} KiB with 16 JSON clients");
+    let started = Instant::now();
+    loop {
+        let now = vm_kib(pid, "VmRSS:");
+        if now <= idle + 8 * 1024 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "RSS {now} KiB after the burst, {idle} KiB idle, {peak} KiB peak"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Host names are waited for a bounded time, then printed numerically:
+/// with a name server that never answers (in a private network
+/// namespace), five addresses take about a second, not a minute.
+#[test]
+fn host_names_are_waited_for_a_bounded_time_then_printed_numerically() {
+    let mut fixture = Fixture::empty();
+    for i in 1..=5 {
+        fixture.add(entry(
+            pureftpd_systemd::ftpwho::scoreboard::State::Idle,
+            b"alice",
+            &format!("198.51.100.{i}:4000"),
+            "198.51.100.254:21",
+            5,
+        ));
+    }
+    let dir = open_tempdir();
+    let resolv = dir.path().join("resolv.conf");
+    std::fs::write(
+        &resolv,
+        "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n",
+    )
+    .unwrap();
+    let socket = dir.path().join("ftpwho.sock");
+    // The name server: a UDP socket that reads nothing, and goes when the
+    // responder goes.
+    let script = r#"ip link set lo up && mount --bind "$1" /etc/resolv.conf || exit 1
+        shift
+        perl -MIO::Socket::INET -e '
+            my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:53", Proto => "udp") or die "bind: $!";
+            my $p = getppid(); sleep 1 while getppid() == $p;' &
+        sleep 0.3; exec "$@""#;
+    let launcher = [
+        OsStr::new("unshare"),
+        "--net".as_ref(),
+        "--mount".as_ref(),
+        "--propagation".as_ref(),
+        "private".as_ref(),
+        "sh".as_ref(),
+        "-c".as_ref(),
+        script.as_ref(),
+        "sh".as_ref(),
+        resolv.as_os_str(),
+    ];
+    let _responder = KillOnDrop(
+        ftpwhod_command(launcher, dir.path(), fixture.path())
+            .arg("--listen")
+            .arg(&socket)
+            .args(["--idle-timeout", "60", "--request-timeout", "30"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_socket(&socket);
+    for _ in 0..2 {
+        let started = Instant::now();
+        let out = run_query(&socket, &["-s", "--timeout", "40"], None);
+        let took = started.elapsed();
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        for i in 1..=5 {
+            assert!(text.contains(&format!("|198.51.100.{i}|")), "{text}");
+        }
+        assert!(took < Duration::from_secs(4), "took {took:?}");
+    }
+}

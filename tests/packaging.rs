@@ -88,10 +88,12 @@ fn deb_files() -> Vec<String> {
         "/usr/sbin/pure-ftpwho",
         "/usr/sbin/pure-uploadscript",
         "/usr/sbin/ftpwhod",
+        "/usr/sbin/pureftpd-exporter",
         "/usr/bin/ftpwho-query",
         "/usr/lib/sysusers.d/pureftpd-systemd.conf",
         "/usr/lib/systemd/catalog/pureftpd-systemd.catalog",
         "/usr/share/man/man8/pure-ftpwho.8.gz",
+        "/usr/share/man/man8/pureftpd-exporter.8.gz",
         "/usr/share/man/man8/pure-uploadscript.8.gz",
         "/usr/share/man/man8/ftpwhod.8.gz",
         "/usr/share/man/man1/ftpwho-query.1.gz",
@@ -103,6 +105,8 @@ fn deb_files() -> Vec<String> {
         "/usr/share/doc/pureftpd-systemd/examples/sandbox.conf",
         "/usr/share/doc/pureftpd-systemd/examples/pure-uploadscript.toml",
         "/usr/share/doc/pureftpd-systemd/examples/ftpwhod.toml",
+        "/usr/share/doc/pureftpd-systemd/examples/pureftpd-exporter.toml",
+        "/usr/share/doc/pureftpd-systemd/examples/grafana-dashboard.json",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -115,6 +119,7 @@ fn deb_files() -> Vec<String> {
         "pure-uploadscript",
         "ftpwhod",
         "ftpwho-query",
+        "pureftpd-exporter",
     ] {
         files.push(format!("/usr/share/bash-completion/completions/{bin}"));
         files.push(format!("/usr/share/zsh/vendor-completions/_{bin}"));
@@ -222,10 +227,13 @@ fn rpm_is_rpmlint_clean_and_complete() {
         "/usr/libexec/pureftpd-systemd/pure-ftpwho",
         "/usr/libexec/pureftpd-systemd/pure-uploadscript",
         "/usr/sbin/ftpwhod",
+        "/usr/sbin/pureftpd-exporter",
         "/usr/bin/ftpwho-query",
         "/usr/lib/sysusers.d/pureftpd-systemd.conf",
         "/usr/lib/systemd/catalog/pureftpd-systemd.catalog",
         "/usr/lib/systemd/system-preset/50-pureftpd-systemd.preset",
+        "/usr/share/man/man8/pureftpd-exporter.8.gz",
+        "/usr/share/doc/pureftpd-systemd/examples/grafana-dashboard.json",
         "/usr/share/man/man8/ftpwhod.8.gz",
         "/usr/share/man/man1/ftpwho-query.1.gz",
         "/usr/share/doc/pureftpd-systemd/man8/pure-ftpwho.8.gz",
@@ -702,6 +710,25 @@ fn ftpwhod_sample_configuration_shows_the_real_keys_and_defaults() {
         FtpwhodConfig::default().settings().unwrap()
     );
     assert!(shown.group.is_some() && shown.layout.is_some() && shown.top_users.is_some());
+}
+
+#[test]
+fn exporter_sample_configuration_shows_the_real_keys_and_defaults() {
+    use pureftpd_systemd::metrics::settings::ExporterConfig;
+    use pureftpd_systemd::os::config;
+    let path = repo().join("packaging/pureftpd-exporter.toml.sample");
+    let sample = std::fs::read_to_string(&path).unwrap();
+    let shipped: ExporterConfig = config::parse(&path, &sample).expect("sample parses");
+    assert_eq!(shipped, ExporterConfig::default());
+    let settings = uncommented(&sample);
+    assert_eq!(settings.lines().count(), 8, "{settings}");
+    let shown: ExporterConfig = config::parse(&path, &settings)
+        .unwrap_or_else(|e| panic!("uncommented sample: {e}\n{settings}"));
+    assert_eq!(
+        shown.settings().expect("valid values"),
+        ExporterConfig::default().settings().unwrap()
+    );
+    assert!(shown.upload_state_dirs.is_some() && shown.layout.is_some());
 }
 
 #[test]

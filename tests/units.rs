@@ -18,11 +18,12 @@ mod gen_docs;
 mod common;
 use common::UNITS;
 /// Services and the bound each must meet in `systemd-analyze security`.
-const SERVICES: [(&str, f64); 4] = [
+const SERVICES: [(&str, f64); 5] = [
     ("pure-ftpwho.service", 2.0),
     ("pure-uploadscript.service", 1.0),
     ("uploadscript@.service", 1.0),
     ("pure-uploadscript-run-strict@.service", 2.0),
+    ("pureftpd-exporter.service", 2.0),
 ];
 
 fn repo() -> &'static Path {
@@ -406,6 +407,55 @@ fn responder_runs_unprivileged_behind_a_group_socket() {
 }
 
 #[test]
+fn exporter_listens_everywhere_admits_localhost_and_runs_unprivileged() {
+    let units = generate(&[]);
+    let socket = read(&units.path().join("pureftpd-exporter.socket"));
+    let s = settings(&socket, "Socket");
+    assert_eq!(values(&s, "ListenStream"), ["21021"]);
+    assert_eq!(values(&s, "Accept"), ["no"]);
+    // Kernel-side client filter: localhost until a drop-in adds the scraper.
+    assert_eq!(values(&s, "IPAddressDeny"), ["any"]);
+    assert_eq!(values(&s, "IPAddressAllow"), ["localhost"]);
+    assert_eq!(
+        values(&settings(&socket, "Install"), "WantedBy"),
+        ["sockets.target"]
+    );
+    let service = read(&units.path().join("pureftpd-exporter.service"));
+    let s = settings(&service, "Service");
+    assert_eq!(values(&s, "ExecStart"), ["/usr/sbin/pureftpd-exporter"]);
+    assert_eq!(values(&s, "DynamicUser"), ["yes"]);
+    assert_eq!(values(&s, "CapabilityBoundingSet"), ["CAP_DAC_READ_SEARCH"]);
+    assert_eq!(values(&s, "AmbientCapabilities"), ["CAP_DAC_READ_SEARCH"]);
+    // It only accepts on the passed socket: no network of its own.
+    assert_eq!(values(&s, "PrivateNetwork"), ["yes"]);
+    assert_eq!(values(&s, "RestrictAddressFamilies"), ["AF_UNIX"]);
+    assert_eq!(values(&s, "ReadOnlyPaths"), ["/run"]);
+    // Shipped disabled: neither package enables the socket.
+    let repo = repo();
+    for script in [
+        "packaging/deb/maintainer-scripts/postinst",
+        "packaging/rpm/50-pureftpd-systemd.preset",
+    ] {
+        let text = read(&repo.join(script));
+        assert!(
+            !text.contains("enable pureftpd-exporter"),
+            "{script} enables the exporter"
+        );
+    }
+    // The upload readers publish their counters in a state directory, where
+    // the exporter looks by default.
+    for (unit, dir) in [
+        ("pure-uploadscript.service", "pure-uploadscript"),
+        ("uploadscript@.service", "pure-uploadscript/%i"),
+    ] {
+        let s = settings(&read(&units.path().join(unit)), "Service");
+        assert_eq!(values(&s, "StateDirectory"), [dir], "{unit}");
+    }
+    let defaults = pureftpd_systemd::metrics::settings::DEFAULT_UPLOAD_STATE_DIRS;
+    assert_eq!(defaults, ["/var/lib/pure-uploadscript"]);
+}
+
+#[test]
 fn generate_places_each_binary_where_asked() {
     let units = generate(&[
         "--sbindir",
@@ -421,6 +471,10 @@ fn generate_places_each_binary_where_asked() {
         .join(" ")
     };
     assert_eq!(exec("pure-ftpwho.service"), "/opt/p/sbin/ftpwhod");
+    assert_eq!(
+        exec("pureftpd-exporter.service"),
+        "/opt/p/sbin/pureftpd-exporter"
+    );
     assert!(exec("pure-uploadscript.service").starts_with("/opt/p/libexec/pure-uploadscript "));
     assert!(exec("uploadscript@.service").starts_with("/opt/p/libexec/pure-uploadscript "));
     let mut names: Vec<String> = std::fs::read_dir(units.path())
@@ -450,7 +504,7 @@ fn generate_rejects_bad_arguments() {
 }
 
 /// The MESSAGE_IDs the daemons log with, and the subject of each.
-const CATALOG: [(&str, &str); 14] = [
+const CATALOG: [(&str, &str); 15] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60",
         "Upload processed: @UPLOAD_FILE@",
@@ -467,6 +521,10 @@ const CATALOG: [(&str, &str); 14] = [
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70",
         "ftpwho query refused: permission denied",
+    ),
+    (
+        "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a71",
+        "ftpwho query refused: the responder is busy",
     ),
     ("5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80", "Uploads queued"),
     (
@@ -577,6 +635,7 @@ fn gen_docs_renders_a_page_and_completions_per_binary() {
         ("pure-uploadscript", 8),
         ("ftpwhod", 8),
         ("ftpwho-query", 1),
+        ("pureftpd-exporter", 8),
     ] {
         expected.insert(format!("man/{bin}.{section}"));
         expected.insert(format!("completions/bash/{bin}"));
@@ -615,4 +674,37 @@ fn gen_docs_renders_a_page_and_completions_per_binary() {
             assert!(body.contains(name.trim_start_matches('_').trim_end_matches(".fish")));
         }
     }
+}
+
+/// Every `MESSAGE_ID` the code logs with has an entry in the journal
+/// catalog, and the catalog explains no id the code does not use.
+#[test]
+fn the_catalog_explains_every_message_id_and_only_those() {
+    fn ids_in(text: &str) -> BTreeSet<String> {
+        text.split(|c: char| !c.is_ascii_hexdigit())
+            .filter(|w| w.len() == 32 && w.starts_with("5e1a2f8c"))
+            .map(str::to_owned)
+            .collect()
+    }
+    fn sources(dir: &Path, out: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push_str(&read(&path));
+            }
+        }
+    }
+    let mut code = String::new();
+    sources(&repo().join("src"), &mut code);
+    let used = ids_in(&code);
+    let catalog = read(&repo().join("systemd/pureftpd-systemd.catalog"));
+    let explained: BTreeSet<String> = catalog
+        .lines()
+        .filter_map(|l| l.strip_prefix("-- "))
+        .map(str::to_owned)
+        .collect();
+    assert!(used.len() >= 6, "message ids found in the code: {used:?}");
+    assert_eq!(used, explained, "code (left) and catalog (right) differ");
 }

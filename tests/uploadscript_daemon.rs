@@ -1398,3 +1398,50 @@ fn failed_runs_are_retried_then_kept_until_an_administrator_acts() {
 fn fs_read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
+
+#[test]
+fn counters_are_published_for_the_exporter_from_a_process_run() {
+    use pureftpd_systemd::upload::metrics::{read_state, state_file};
+    let fx = Fixture::new();
+    // The unit's StateDirectory=: root's, mode 0755.
+    let state = fx.path("state");
+    std::fs::create_dir(&state).unwrap();
+    let ok = fx.file("ok", b"12345");
+    let fail = fx.file("fail", b"123");
+    let dir = fx.path("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    let mut cmd = fx.command(&["--isolation", "process", "-u", "65534", "-g", "65534"]);
+    cmd.env("STATE_DIRECTORY", &state);
+    let daemon = fx.spawn(cmd);
+    let mut stream = record(b"u", &ok);
+    stream.extend(record(b"u", &fail));
+    stream.extend(record(b"u", dir.as_os_str().as_bytes()));
+    fx.write(&stream);
+    let path = state_file(&state);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let seen = read_state(&path).unwrap().expect("a valid document");
+        if seen.processed + seen.failed + seen.rejected == 3 {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "{seen:?}\n{}", daemon.stderr());
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!((seen.processed, seen.failed, seen.rejected), (1, 1, 1));
+    // Two programs ran (the directory was refused before): their files'
+    // bytes and run times.
+    assert_eq!((seen.bytes, seen.duration_count), (8, 2));
+    assert_eq!((seen.in_flight, seen.restarts, seen.retries), (0, 0, 0));
+    assert_eq!(seen.pipe, fx.pipe.to_string_lossy());
+    // Opened before the switch to nobody, so root's.
+    let meta = std::fs::metadata(&path).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
+    daemon.stop();
+    // The next reader of the pipe goes on from there.
+    let mut cmd = fx.command(&["--isolation", "process"]);
+    cmd.env("STATE_DIRECTORY", &state);
+    let daemon = fx.spawn(cmd);
+    let seen = read_state(&path).unwrap().expect("a valid document");
+    assert_eq!((seen.processed, seen.restarts), (1, 1));
+    daemon.stop();
+}

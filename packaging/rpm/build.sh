@@ -35,6 +35,7 @@ stage=$pkg/rpm/root
 put() { install -D -m "$1" "$2" "$stage/$3"; }
 put 0755 "$target_dir/release/ftpwho-query" usr/bin/ftpwho-query
 put 0755 "$target_dir/release/ftpwhod" usr/sbin/ftpwhod
+put 0755 "$target_dir/release/pureftpd-exporter" usr/sbin/pureftpd-exporter
 put 0755 "$target_dir/release/pure-ftpwho" usr/libexec/pureftpd-systemd/pure-ftpwho
 put 0755 "$target_dir/release/pure-uploadscript" usr/libexec/pureftpd-systemd/pure-uploadscript
 strip --strip-all "$stage"/usr/bin/* "$stage"/usr/sbin/* "$stage"/usr/libexec/pureftpd-systemd/*
@@ -49,7 +50,8 @@ put 0644 packaging/ftpwhod.toml.sample etc/ftpwhod.toml
 install -d -m 0755 "$stage/etc/pure-uploadscript.d" "$stage/etc/ftpwhod.d"
 put 0644 "$pkg/man/ftpwho-query.1.gz" usr/share/man/man1/ftpwho-query.1.gz
 put 0644 "$pkg/man/ftpwhod.8.gz" usr/share/man/man8/ftpwhod.8.gz
-for name in ftpwhod ftpwho-query; do
+put 0644 "$pkg/man/pureftpd-exporter.8.gz" usr/share/man/man8/pureftpd-exporter.8.gz
+for name in ftpwhod ftpwho-query pureftpd-exporter; do
     put 0644 "$pkg/completions/bash/$name" "usr/share/bash-completion/completions/$name"
     put 0644 "$pkg/completions/zsh/_$name" "usr/share/zsh/site-functions/_$name"
     put 0644 "$pkg/completions/fish/$name.fish" "usr/share/fish/vendor_completions.d/$name.fish"
@@ -60,6 +62,8 @@ put 0644 README.md usr/share/doc/pureftpd-systemd/README.md
 put 0644 packaging/pure-uploadscript.toml.sample usr/share/doc/pureftpd-systemd/examples/pure-uploadscript.toml
 put 0644 packaging/ftpwhod.toml.sample usr/share/doc/pureftpd-systemd/examples/ftpwhod.toml
 put 0644 systemd/sandbox.conf.example usr/share/doc/pureftpd-systemd/examples/sandbox.conf
+put 0644 packaging/pureftpd-exporter.toml.sample usr/share/doc/pureftpd-systemd/examples/pureftpd-exporter.toml
+put 0644 packaging/grafana-dashboard.json usr/share/doc/pureftpd-systemd/examples/grafana-dashboard.json
 put 0644 LICENSE usr/share/licenses/pureftpd-systemd/LICENSE
 
 echo "==> packing" >&2

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use pureftpd_systemd::cli::query::{Args, Exit};
+use pureftpd_systemd::cli::query::{escape_controls, Args, Exit};
 use pureftpd_systemd::ftpwho::query::client::{self, ClientError};
 use pureftpd_systemd::ftpwho::query::{Op, Response};
 
@@ -16,11 +16,14 @@ fn main() -> ExitCode {
     args.gateway_interface = std::env::var_os("GATEWAY_INTERFACE").is_some();
     let request = args.request();
     let timeout = Duration::from_secs_f64(args.timeout);
-    let redraw = args.watch.is_some() && std::io::stdout().is_terminal();
+    let terminal = std::io::stdout().is_terminal();
+    let redraw = args.watch.is_some() && terminal;
+    let escape = args.escape.applies(terminal);
     let mut done = 0u64;
     loop {
         let frame = client::query(&args.socket, &request, timeout).and_then(|r| frame(&args, &r));
         let frame = match frame {
+            Ok(frame) if escape => escape_controls(&frame),
             Ok(frame) => frame,
             Err(e) => {
                 eprintln!("ftpwho-query: {e}");

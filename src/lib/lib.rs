@@ -7,6 +7,8 @@
 //!   `ftpwho-query`;
 //! - [`upload`]: the upload pipe, the program runner, the audit and the
 //!   daemon, for `pure-uploadscript`;
+//! - [`metrics`]: Prometheus metrics of both over HTTP, for
+//!   `pureftpd-exporter` (reads `ftpwho` and `upload`; nothing depends on it);
 //! - [`os`]: systemd and operating-system plumbing both sides use;
 //! - [`cli`]: the binaries' command lines and exit statuses, on top.
 //!
@@ -15,5 +17,6 @@
 
 pub mod cli;
 pub mod ftpwho;
+pub mod metrics;
 pub mod os;
 pub mod upload;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// Every unit file the project ships (`systemd/generate` writes them).
-pub const UNITS: [&str; 10] = [
+pub const UNITS: [&str; 12] = [
     "pure-ftpwho.service",
     "pure-ftpwho.socket",
     "pure-uploadscript-run-strict.socket",
@@ -20,6 +20,8 @@ pub const UNITS: [&str; 10] = [
     "pure-uploadscript-run@.service",
     "pure-uploadscript.path",
     "pure-uploadscript.service",
+    "pureftpd-exporter.service",
+    "pureftpd-exporter.socket",
     "uploadscript@.path",
     "uploadscript@.service",
 ];
@@ -230,8 +232,17 @@ pub fn reachable(binary: &str) -> PathBuf {
         .or_insert_with(|| {
             let source = Path::new(binary);
             let copy = reachable_dir(std::process::id()).join(source.file_name().expect("a file"));
-            fs::copy(source, &copy).expect("copy binary");
-            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755)).expect("chmod");
+            // Copied by another process: a descriptor open for writing in
+            // this one would be inherited by children other tests fork at
+            // the same moment, and running the copy would fail with
+            // ETXTBSY until they exec.
+            let status = Command::new("install")
+                .args(["-m", "0755"])
+                .arg(source)
+                .arg(&copy)
+                .status()
+                .expect("run install(1)");
+            assert!(status.success(), "cannot copy {binary}");
             copy
         })
         .clone()

@@ -443,3 +443,67 @@ pub fn same_second<T: PartialEq + std::fmt::Debug>(
     }
     last.unwrap()
 }
+
+impl Fixture {
+    /// `count` sessions of the one live process `pid`, built by `make`
+    /// from their index (file names are distinct).
+    pub fn crafted(count: usize, make: impl Fn(usize) -> Entry) -> Fixture {
+        let mut f = Fixture::empty();
+        let pid = f.live.add();
+        for i in 0..count {
+            let mut e = make(i);
+            e.pid = pid;
+            let path = f.dir.path().join(format!("client-{:08}", 10_000_000 + i));
+            std::fs::write(&path, e.to_bytes(&Layout::DEBIAN).unwrap()).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+        f
+    }
+
+    /// `count` ordinary sessions: a few accounts, every state.
+    pub fn many(count: usize) -> Fixture {
+        Fixture::crafted(count, |i| {
+            let state = [State::Idle, State::Download, State::Upload][i % 3];
+            let mut e = entry(
+                state,
+                format!("user{}", i % 50).as_bytes(),
+                &format!("192.0.2.{}:{}", i % 250 + 1, 40000 + i % 20000),
+                "192.0.2.254:21",
+                (i % 7200) as i64,
+            );
+            e.filename = format!("/pub/file-{i}.bin").into_bytes();
+            e
+        })
+    }
+}
+
+/// A `/proc/PID/status` field in KiB (`VmRSS`, `VmHWM`).
+pub fn vm_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// A list request line in `format`, numeric addresses.
+pub fn list_line(format: &str) -> Vec<u8> {
+    format!("{{\"v\":1,\"op\":\"list\",\"format\":\"{format}\",\"numeric\":true}}\n").into_bytes()
+}
+
+/// Runs perl `script` with `args` as `creds`, in the background.
+pub fn perl_as(creds: &Creds, script: &str, args: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        Command::new("setpriv")
+            .args(setpriv(creds))
+            .args(["perl", "-MIO::Socket::UNIX", "-e", script])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}

@@ -212,6 +212,7 @@ impl Args {
             layout: self.layout,
             remove_stale: !self.keep_stale,
             lock_timeout: std::time::Duration::from_millis(self.lock_timeout),
+            ..ScanOptions::default()
         }
     }
 }

@@ -34,9 +34,16 @@ const AFTER_HELP: &str = "\
 Configuration: /etc/ftpwhod.toml if it exists, then /etc/ftpwhod.d/*.toml
 in name order. --config FILE replaces the first and must exist; FILE's .d
 directory, if any, replaces the second. Keys: group, idle_timeout,
-max_connections, request_timeout, max_request_bytes, per_user_view,
-top_users, scoreboard, layout (auto, debian, upstream or
-{ max_user_length = N, filename_len = N }). Options given here win.
+max_connections, max_connections_per_user, request_timeout, lock_budget,
+max_request_bytes, per_user_view, top_users, scoreboard, layout (auto,
+debian, upstream or { max_user_length = N, filename_len = N }). Options
+given here win. Durations are seconds: 0 or at least 0.001, at most a
+year (31536000).
+
+Per-user view: the packaged socket (mode 0660, group ftpwho) lets only
+root and the group connect. For users outside the group to see their own
+sessions, set per_user_view = true and give the socket mode 0666
+(systemctl edit pure-ftpwho.socket: [Socket] SocketMode=0666).
 
 Exit status:
   0  exited after --idle-timeout without a client; also --check-config
@@ -84,10 +91,21 @@ pub struct Args {
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 
-    /// Seconds a client has to send each request and take its answer
-    /// [config: request_timeout; default 5].
+    /// Connections of one uid served at once; root is not bounded
+    /// [config: max_connections_per_user; default 16].
+    #[arg(long, value_name = "N")]
+    pub max_connections_per_user: Option<usize>,
+
+    /// Seconds a client has to send each request and take its whole
+    /// answer [config: request_timeout; default 5].
     #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
     pub request_timeout: Option<f64>,
+
+    /// Seconds one scan may wait, in all, for the FTP server's locks on
+    /// entries before reading the rest unlocked [config: lock_budget;
+    /// default 1].
+    #[arg(long, value_name = "SECONDS", allow_negative_numbers = true)]
+    pub lock_budget: Option<f64>,
 
     /// Let users outside the group see their own sessions
     /// [config: per_user_view].
@@ -116,7 +134,9 @@ impl Args {
             group: self.group.clone(),
             idle_timeout: self.idle_timeout,
             max_connections: self.max_connections,
+            max_connections_per_user: self.max_connections_per_user,
             request_timeout: self.request_timeout,
+            lock_budget: self.lock_budget,
             per_user_view: self.per_user_view.then_some(true),
             top_users: self.top_users,
             scoreboard: self.scoreboard.clone(),
@@ -153,7 +173,9 @@ mod tests {
             "group",
             "idle_timeout",
             "max_connections",
+            "max_connections_per_user",
             "request_timeout",
+            "lock_budget",
             "max_request_bytes",
             "per_user_view",
             "top_users",
@@ -181,6 +203,16 @@ mod tests {
                 value: -3.0
             }
         );
+    }
+
+    #[test]
+    fn durations_the_clock_cannot_add_are_usage_errors() {
+        for option in ["--idle-timeout", "--request-timeout", "--lock-budget"] {
+            for value in ["9223372036854775807", "1e-10"] {
+                let args = Args::parse_from(["ftpwhod", option, value]);
+                assert!(args.fragment().settings().is_err(), "{option} {value}");
+            }
+        }
     }
 
     #[test]

@@ -18,6 +18,66 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
     }
 }
 
+/// When control bytes of the answer are shown as visible escapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Escape {
+    /// When the standard output is a terminal.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never: the exact bytes, as pure-ftpwho prints them.
+    Never,
+}
+
+impl Escape {
+    /// True when the output is to be escaped, `terminal` saying whether
+    /// the standard output is a terminal.
+    pub fn applies(self, terminal: bool) -> bool {
+        match self {
+            Escape::Auto => terminal,
+            Escape::Always => true,
+            Escape::Never => false,
+        }
+    }
+}
+
+/// Makes control characters visible, as `ls` does on a terminal: C0
+/// controls but the newline, DEL and C1 controls (as characters, or as
+/// bytes that are not UTF-8) become `\xNN`, and a backslash `\\`, so
+/// that a name cannot move the cursor, clear the screen, ring the bell or
+/// rewrite the terminal's title. Other bytes are kept.
+pub fn escape_controls(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let hex = |out: &mut Vec<u8>, b: u8| {
+        out.extend_from_slice(format!("\\x{b:02x}").as_bytes());
+    };
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push(b'\n'),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                '\0'..='\x1f' | '\x7f' => hex(&mut out, c as u8),
+                '\u{80}'..='\u{9f}' => {
+                    out.extend_from_slice(format!("\\u{{{:x}}}", c as u32).as_bytes())
+                }
+                c => {
+                    let mut utf8 = [0u8; 4];
+                    out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                }
+            }
+        }
+        for &b in chunk.invalid() {
+            if (0x80..0xa0).contains(&b) {
+                hex(&mut out, b);
+            } else {
+                out.push(b);
+            }
+        }
+    }
+    out
+}
+
 /// The exit status of `ftpwho-query`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
@@ -68,6 +128,14 @@ Format options:
   embedded table. --json and --openmetrics are format options too. With
   none, the text table (verbose with -v), or a CGI HTML page when
   GATEWAY_INTERFACE is set (run by a web server), as pure-ftpwho does.
+
+Control bytes:
+  Account and file names are chosen by FTP users. On a terminal, control
+  characters in the answer (but newlines) are shown as visible escapes,
+  as ls shows them: \x1b for ESC, \x07 for BEL, \x0d for CR, \\ for a
+  backslash. Piped or redirected, the exact bytes are written, as
+  pure-ftpwho writes them; --escape=always or --escape=never decides
+  instead.
 
 Exit status:
   0  success
@@ -147,6 +215,11 @@ pub struct Args {
     /// With --watch, stop after N refreshes.
     #[arg(long, value_name = "N", requires = "watch")]
     pub iterations: Option<u64>,
+
+    /// Show control characters of the answer as visible escapes (\x1b,
+    /// \\): auto on a terminal, always, or never (the exact bytes).
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = Escape::Auto)]
+    pub escape: Escape,
 
     /// Seconds to wait for the responder.
     #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = positive_seconds)]
@@ -417,6 +490,22 @@ mod tests {
         // The CGI header is for listings only.
         assert!(parse(&["-c"]).unwrap().cgi_header());
         assert!(!parse(&["-c", "--count", "bob"]).unwrap().cgi_header());
+    }
+
+    #[test]
+    fn control_bytes_are_made_visible() {
+        assert_eq!(
+            escape_controls(b"a\x1b]0;owned\x07b\rc\\d\n\tcaf\xe9\xc2\x9b\x9b\x7f\xc3\xa9\n"),
+            b"a\\x1b]0;owned\\x07b\\x0dc\\\\d\n\\x09caf\xe9\\u{9b}\\x9b\\x7f\xc3\xa9\n"
+        );
+        assert_eq!(escape_controls(b"plain text\n"), b"plain text\n");
+        assert_eq!(parse(&[]).unwrap().escape, Escape::Auto);
+        assert_eq!(parse(&["--escape=never"]).unwrap().escape, Escape::Never);
+        assert!(Escape::Auto.applies(true) && !Escape::Auto.applies(false));
+        assert!(Escape::Always.applies(false) && !Escape::Never.applies(true));
+        let help = Args::command().render_long_help().to_string();
+        assert!(help.contains("--escape"), "{help}");
+        assert!(help.contains("visible escapes"), "{help}");
     }
 
     #[test]

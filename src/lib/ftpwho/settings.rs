@@ -9,7 +9,9 @@
 //! group = "ftpwho"          # who may query, besides root
 //! idle_timeout = 30         # seconds without a client before exiting; 0: never
 //! max_connections = 64      # served at once; more get a "busy" answer
-//! request_timeout = 5       # seconds for a client to send a request / read the answer
+//! max_connections_per_user = 16  # of those, at most this many for one uid (root: no bound)
+//! request_timeout = 5       # seconds for a client to send a request and take its whole answer
+//! lock_budget = 1           # seconds one scan may wait, in all, for the server's entry locks
 //! max_request_bytes = 4096  # longest request line
 //! per_user_view = false     # others may see their own sessions
 //! top_users = 10            # accounts listed by OpenMetrics' pureftpd_user_sessions
@@ -34,8 +36,18 @@ pub const DEFAULT_GROUP: &str = "ftpwho";
 pub const DEFAULT_IDLE_TIMEOUT: f64 = 30.0;
 /// Default bound on connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+/// Default bound on the connections of one uid served at once.
+pub const DEFAULT_MAX_CONNECTIONS_PER_USER: usize = 16;
 /// Default per-request time limit, seconds.
 pub const DEFAULT_REQUEST_TIMEOUT: f64 = 5.0;
+/// Default bound on the time one scan waits for entry locks, seconds.
+pub const DEFAULT_LOCK_BUDGET: f64 = 1.0;
+/// The clock's resolution for the durations of the configuration: a
+/// non-zero duration shorter than this is refused, not rounded.
+pub const DURATION_RESOLUTION: Duration = Duration::from_millis(1);
+/// The longest duration of the configuration (a year), so that adding it
+/// to the clock never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Default bound on one request line, newline included.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4096;
 /// The smallest bound on a request line that can be configured.
@@ -92,8 +104,12 @@ pub struct FtpwhodConfig {
     pub idle_timeout: Option<f64>,
     /// Connections served at once.
     pub max_connections: Option<usize>,
+    /// Connections of one uid served at once (root is not bounded).
+    pub max_connections_per_user: Option<usize>,
     /// Seconds a client has to send each request and read its answer.
     pub request_timeout: Option<f64>,
+    /// Seconds one scan may wait, in all, for the server's entry locks.
+    pub lock_budget: Option<f64>,
     /// Longest accepted request line, in bytes.
     pub max_request_bytes: Option<usize>,
     /// Let peers outside the group see their own sessions.
@@ -119,7 +135,9 @@ impl Fragment for FtpwhodConfig {
             group,
             idle_timeout,
             max_connections,
+            max_connections_per_user,
             request_timeout,
+            lock_budget,
             max_request_bytes,
             per_user_view,
             top_users,
@@ -140,12 +158,31 @@ pub enum SettingsError {
         /// The value given.
         value: f64,
     },
+    /// A duration is longer than [`MAX_DURATION`].
+    #[error("{key} must be at most {} seconds, not {value}", MAX_DURATION.as_secs())]
+    TooLong {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A non-zero duration is shorter than [`DURATION_RESOLUTION`].
+    #[error("{key} must be 0 or at least {} seconds, not {value}", DURATION_RESOLUTION.as_secs_f64())]
+    TooShort {
+        /// The key.
+        key: &'static str,
+        /// The value given.
+        value: f64,
+    },
     /// `request_timeout` is 0.
     #[error("request_timeout must be more than 0")]
     NoRequestTime,
     /// `max_connections` is 0.
     #[error("max_connections must be at least 1")]
     NoConnections,
+    /// `max_connections_per_user` is 0.
+    #[error("max_connections_per_user must be at least 1")]
+    NoConnectionsPerUser,
     /// `max_request_bytes` is below [`MIN_REQUEST_BYTES`].
     #[error("max_request_bytes must be at least {MIN_REQUEST_BYTES}")]
     RequestTooSmall,
@@ -168,8 +205,12 @@ pub struct Settings {
     pub idle_timeout: Option<Duration>,
     /// Connections served at once.
     pub max_connections: usize,
-    /// Time for each request to arrive and its answer to be written.
+    /// Connections of one uid (other than root) served at once.
+    pub max_connections_per_user: usize,
+    /// Time for each request to arrive and its whole answer to be written.
     pub request_timeout: Duration,
+    /// Time one scan may wait, in all, for the server's entry locks.
+    pub lock_budget: Duration,
     /// Longest request line, newline included.
     pub max_request_bytes: usize,
     /// Let peers outside the group see their own sessions.
@@ -201,9 +242,15 @@ impl std::fmt::Display for Settings {
         writeln!(f, "max_connections = {}", self.max_connections)?;
         writeln!(
             f,
+            "max_connections_per_user = {}",
+            self.max_connections_per_user
+        )?;
+        writeln!(
+            f,
             "request_timeout = {}",
             self.request_timeout.as_secs_f64()
         )?;
+        writeln!(f, "lock_budget = {}", self.lock_budget.as_secs_f64())?;
         writeln!(f, "max_request_bytes = {}", self.max_request_bytes)?;
         writeln!(f, "per_user_view = {}", self.per_user_view)?;
         writeln!(f, "top_users = {}", self.top_users)?;
@@ -226,8 +273,20 @@ impl std::fmt::Display for Settings {
     }
 }
 
+/// A duration of the configuration: non-negative, at most
+/// [`MAX_DURATION`], and 0 or at least [`DURATION_RESOLUTION`].
 fn seconds(key: &'static str, value: f64) -> Result<Duration, SettingsError> {
-    Duration::try_from_secs_f64(value).map_err(|_| SettingsError::NotSeconds { key, value })
+    if value.is_nan() || value < 0.0 {
+        return Err(SettingsError::NotSeconds { key, value });
+    }
+    let duration = Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or(SettingsError::TooLong { key, value })?;
+    if value != 0.0 && duration < DURATION_RESOLUTION {
+        return Err(SettingsError::TooShort { key, value });
+    }
+    Ok(duration)
 }
 
 impl FtpwhodConfig {
@@ -254,6 +313,16 @@ impl FtpwhodConfig {
         if max_connections == 0 {
             return Err(SettingsError::NoConnections);
         }
+        let max_connections_per_user = self
+            .max_connections_per_user
+            .unwrap_or(DEFAULT_MAX_CONNECTIONS_PER_USER);
+        if max_connections_per_user == 0 {
+            return Err(SettingsError::NoConnectionsPerUser);
+        }
+        let lock_budget = seconds(
+            "lock_budget",
+            self.lock_budget.unwrap_or(DEFAULT_LOCK_BUDGET),
+        )?;
         let max_request_bytes = self.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         if max_request_bytes < MIN_REQUEST_BYTES {
             return Err(SettingsError::RequestTooSmall);
@@ -265,7 +334,9 @@ impl FtpwhodConfig {
                 .unwrap_or_else(|| DEFAULT_GROUP.to_owned()),
             idle_timeout: (!idle.is_zero()).then_some(idle),
             max_connections,
+            max_connections_per_user,
             request_timeout,
+            lock_budget,
             max_request_bytes,
             per_user_view: self.per_user_view.unwrap_or(false),
             top_users: self.top_users.unwrap_or(DEFAULT_TOP_USERS),
@@ -291,7 +362,9 @@ mod tests {
         assert_eq!(s.group, "ftpwho");
         assert_eq!(s.idle_timeout, Some(Duration::from_secs(30)));
         assert_eq!(s.max_connections, 64);
+        assert_eq!(s.max_connections_per_user, 16);
         assert_eq!(s.request_timeout, Duration::from_secs(5));
+        assert_eq!(s.lock_budget, Duration::from_secs(1));
         assert_eq!(s.max_request_bytes, 4096);
         assert!(!s.per_user_view);
         assert_eq!(s.top_users, 10);
@@ -368,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             parse("request_timeout = inf"),
-            Err(SettingsError::NotSeconds {
+            Err(SettingsError::TooLong {
                 key: "request_timeout",
                 value: f64::INFINITY
             })
@@ -392,6 +465,43 @@ mod tests {
         assert_eq!(
             parse("layout = { max_user_length = 1000, filename_len = 0 }"),
             Err(SettingsError::ImpossibleLayout)
+        );
+        // Durations the clock cannot add are a configuration error, not
+        // a panic at the first connection.
+        for key in ["idle_timeout", "request_timeout", "lock_budget"] {
+            for value in ["9223372036854775807", "1e300", "31536001"] {
+                assert_eq!(
+                    parse(&format!("{key} = {value}")),
+                    Err(SettingsError::TooLong {
+                        key: match key {
+                            "idle_timeout" => "idle_timeout",
+                            "request_timeout" => "request_timeout",
+                            _ => "lock_budget",
+                        },
+                        value: value.parse().unwrap()
+                    }),
+                    "{key} = {value}"
+                );
+            }
+            // Below the resolution: refused, not rounded to 0 ("never").
+            for value in ["1e-10", "0.0009"] {
+                let e = parse(&format!("{key} = {value}")).unwrap_err();
+                assert!(matches!(e, SettingsError::TooShort { .. }), "{e:?}");
+                assert!(e.to_string().contains("at least 0.001"), "{e}");
+            }
+            assert!(parse(&format!("{key} = 0.001")).is_ok());
+            assert!(parse(&format!("{key} = 31536000")).is_ok());
+        }
+        assert!(matches!(
+            parse("idle_timeout = nan"),
+            Err(SettingsError::NotSeconds {
+                key: "idle_timeout",
+                ..
+            })
+        ));
+        assert_eq!(
+            parse("max_connections_per_user = 0"),
+            Err(SettingsError::NoConnectionsPerUser)
         );
         let file = |text: &str| {
             crate::os::config::parse::<FtpwhodConfig>(Path::new("x.toml"), text)

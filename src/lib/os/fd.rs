@@ -1,6 +1,6 @@
 //! Descriptors: waiting for input on a few of them, switching one to
-//! non-blocking mode, reading what is there now, and asking what kind of
-//! file one is.
+//! non-blocking mode, reading what is there now, asking how much is there
+//! and what kind of file one is.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -101,6 +101,17 @@ pub fn read_exact(fd: BorrowedFd<'_>, mut buf: &mut [u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Bytes waiting to be read in `fd` (a pipe or a socket), from
+/// `ioctl(FIONREAD)`.
+pub fn pending_bytes(fd: BorrowedFd<'_>) -> io::Result<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through a pointer to a live int.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
 /// The type bits of `fd`'s file (`st_mode & S_IFMT`), from `fstat(2)`.
 pub fn file_type(fd: BorrowedFd<'_>) -> io::Result<SFlag> {
     let st = fstat(fd.as_raw_fd())?;
@@ -129,6 +140,16 @@ mod tests {
             grow_pipe(r.as_fd(), &absent).unwrap(),
             DEFAULT_PIPE_MAX_SIZE
         );
+    }
+
+    #[test]
+    fn pending_bytes_counts_what_is_left_in_a_pipe() {
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(pending_bytes(r.as_fd()).unwrap(), 0);
+        nix::unistd::write(&w, b"0123456789").unwrap();
+        let mut buf = [0u8; 4];
+        read_exact(r.as_fd(), &mut buf).unwrap();
+        assert_eq!(pending_bytes(r.as_fd()).unwrap(), 6);
     }
 
     #[test]

@@ -9,9 +9,11 @@
 //! `ListenFIFO=`) or opened, created if missing; it is put in the file
 //! descriptor store and its capacity raised to `pipe-max-size`; `-B` forks
 //! away (not under systemd); the pid file is written. Then
-//! (`MainLoop::prepare`) the queue is opened (and checked), the daemon
-//! switches to the uid/gid (as the C tool does: `setgroups`, `setgid`,
-//! `setuid`, and `chdir("/")`), starts `jobs` workers and sends `READY=1`.
+//! (`MainLoop::prepare`) the queue is opened (and checked), the state file
+//! of the published counters ([`metrics`](crate::upload::metrics)) too,
+//! the daemon switches to the uid/gid (as the C tool does: `setgroups`,
+//! `setgid`, `setuid`, and `chdir("/")`), starts `jobs` workers and sends
+//! `READY=1`.
 //!
 //! Each round of the main loop (`MainLoop::step`) takes what the FIFO
 //! holds into the queue (`MainLoop::intake`: written and synced, one
@@ -43,6 +45,7 @@ use crate::upload::audit::{self, Attempt, Counts, Next, Outcome};
 use crate::upload::debian;
 use crate::upload::limits::Isolation;
 use crate::upload::lock::{self, LockError, ReaderLock};
+use crate::upload::metrics::Publisher;
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
 use crate::upload::pipe::{Event, Parser, Record};
 use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip, Status};
@@ -394,6 +397,8 @@ struct MainLoop<'a> {
     status: StatusUpdates,
     /// Held until the loop ends.
     _lock: Option<ReaderLock>,
+    /// The counters published for the metrics exporter.
+    metrics: Publisher,
 }
 
 /// Runs the main loop until a stop signal and the end of the runs going
@@ -424,6 +429,8 @@ impl<'a> MainLoop<'a> {
     fn prepare(settings: &'a Settings, started: Started) -> Result<Self, DaemonError> {
         std::env::set_current_dir("/").map_err(DaemonError::Chdir)?;
         let opened = Store::open(&settings.state_dir)?;
+        // Opened while still root: the state directory is root's.
+        let metrics = Publisher::for_pipe(&settings.pipe);
         if let Some((uid, gid)) = started.identity {
             opened
                 .store
@@ -480,6 +487,7 @@ impl<'a> MainLoop<'a> {
                 dirty: false,
             },
             _lock: started._lock,
+            metrics,
         })
     }
 
@@ -628,6 +636,8 @@ impl<'a> MainLoop<'a> {
                         Event::Rejected(rejection) => {
                             let outcome = audit::rejected_record(&rejection);
                             self.counts.add(outcome, None);
+                            let busy = self.workers.busy() as u64;
+                            self.metrics.record_done(outcome, busy, self.reader.fd());
                         }
                     }
                 }
@@ -724,6 +734,7 @@ impl<'a> MainLoop<'a> {
         if cut_short {
             events::interrupted(&job);
             self.queue.interrupted(job.id);
+            self.metrics.interrupted(self.workers.busy() as u64);
             return;
         }
         let retryable = match &result {
@@ -778,6 +789,14 @@ impl<'a> MainLoop<'a> {
             self.write_or_keep(vec![entry.clone()]);
             self.queue.apply(&entry);
         }
+        if let Ok(report) = &result {
+            self.metrics.ran(report);
+        }
+        let busy = self.workers.busy() as u64;
+        match next {
+            Next::Retry(_) => self.metrics.retried(busy),
+            Next::Done | Next::Failed => self.metrics.record_done(outcome, busy, self.reader.fd()),
+        }
         self.counts.add(outcome, Some(&job.record.file));
         self.status_changed();
     }
@@ -828,6 +847,8 @@ impl<'a> MainLoop<'a> {
             }
             self.workers.submit(job);
         }
+        self.metrics
+            .run_starts(self.workers.busy() as u64, self.reader.fd());
         self.status_changed();
         true
     }

@@ -49,11 +49,19 @@ impl std::fmt::Display for Holder {
 }
 
 /// The pipe's lock, released when dropped (or when the process ends).
+/// Dropping it also removes its file, while the lock is still held.
 #[derive(Debug)]
 pub struct ReaderLock {
     _file: Flock<File>,
     /// The lock file.
     pub path: PathBuf,
+}
+
+impl Drop for ReaderLock {
+    fn drop(&mut self) {
+        // Runs before the field drops, so the file goes while still locked.
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// The lock file of the pipe open as `fifo`, under `dir`.
@@ -78,26 +86,37 @@ pub fn lock(dir: &Path, fifo: BorrowedFd<'_>, pipe: &Path) -> Result<ReaderLock,
         .mode(0o755)
         .create(dir)
         .map_err(fail)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .map_err(fail)?;
-    let mut file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(locked) => locked,
-        Err((mut file, nix::Error::EWOULDBLOCK)) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(LockError::Held {
-                pipe: pipe.to_owned(),
-                holder: Holder(text.trim().parse().ok()),
-            });
+    // A holder removes its lock file as it lets go: a lock taken on a file
+    // that was removed meanwhile is no lock; open the path again.
+    let mut file = loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(fail)?;
+        let locked = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(locked) => locked,
+            Err((mut file, nix::Error::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(LockError::Held {
+                    pipe: pipe.to_owned(),
+                    holder: Holder(text.trim().parse().ok()),
+                });
+            }
+            Err((_, e)) => return Err(fail(e.into())),
+        };
+        let held = nix::sys::stat::fstat(locked.as_raw_fd()).map_err(|e| fail(e.into()))?;
+        match nix::sys::stat::stat(&path) {
+            Ok(now) if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino) => break locked,
+            Ok(_) => continue,
+            Err(nix::Error::ENOENT) => continue,
+            Err(e) => return Err(fail(e.into())),
         }
-        Err((_, e)) => return Err(fail(e.into())),
     };
     file.set_len(0).map_err(fail)?;
     file.rewind().map_err(fail)?;
@@ -139,8 +158,12 @@ mod tests {
             message.contains(&format!("pid {}", std::process::id())),
             "{message}"
         );
+        let path = held.path.clone();
         drop(held);
+        // Once let go of, the lock leaves no file behind.
+        assert!(!path.exists(), "{} is left", path.display());
         let again = lock(&locks, b.as_fd(), &pipe).unwrap();
+        assert!(again.path.exists());
         // Another pipe has another lock.
         let other = tempfile::tempfile().unwrap();
         assert_ne!(lock_path(&locks, other.as_fd()).unwrap(), again.path);

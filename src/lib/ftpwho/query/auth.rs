@@ -7,7 +7,6 @@
 //! per-user view only their own sessions.
 
 use std::os::fd::AsFd;
-use std::os::fd::AsRawFd;
 
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use nix::unistd::{Gid, Uid};
@@ -73,33 +72,7 @@ impl Peer {
 
 /// The supplementary groups of the peer, from `SO_PEERGROUPS`.
 pub fn peer_groups(socket: &impl AsFd) -> std::io::Result<Vec<u32>> {
-    let fd = socket.as_fd().as_raw_fd();
-    let mut groups: Vec<libc::gid_t> = vec![0; 64];
-    loop {
-        let mut len = (groups.len() * std::mem::size_of::<libc::gid_t>()) as libc::socklen_t;
-        // SAFETY: the buffer is `len` bytes long and lives across the call.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_PEERGROUPS,
-                groups.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        let count = len as usize / std::mem::size_of::<libc::gid_t>();
-        if rc == 0 {
-            groups.truncate(count);
-            return Ok(groups);
-        }
-        let error = std::io::Error::last_os_error();
-        // ERANGE: the kernel put the size it needs in `len`.
-        if error.raw_os_error() == Some(libc::ERANGE) && count > groups.len() {
-            groups.resize(count, 0);
-            continue;
-        }
-        return Err(error);
-    }
+    crate::os::net::peer_groups(socket)
 }
 
 /// The supplementary groups of process `pid`, from the `Groups:` line of

@@ -2,8 +2,13 @@
 //! for members of a group.
 //!
 //! [`protocol`] is the wire format (newline-delimited JSON, versioned),
-//! [`server`] the socket-activated responder (`ftpwhod`), [`auth`] the
-//! peer credential checks, [`client`] what `ftpwho-query` uses.
+//! [`server`] the socket-activated responder's accept loop (`ftpwhod`),
+//! [`worker`] its pool of workers, one function per operation,
+//! [`snapshot`] the shared scan and its single flight, [`answer`] an
+//! answer streamed through a fixed buffer, [`names`] host names in
+//! bounded time, [`limits`] connection slots and log rate limits,
+//! [`auth`] the peer credential checks, [`client`] what `ftpwho-query`
+//! uses.
 //!
 //! ```
 //! use std::os::unix::net::{UnixListener, UnixStream};
@@ -41,9 +46,14 @@
 //! assert_eq!(running.join().unwrap().requests, 2);
 //! ```
 
+pub mod answer;
 pub mod auth;
 pub mod client;
+pub mod limits;
+pub mod names;
 pub mod protocol;
 pub mod server;
+pub mod snapshot;
+pub mod worker;
 
 pub use protocol::{ErrorCode, Op, ProtocolError, Request, Response};

@@ -143,6 +143,8 @@ pub enum ErrorCode {
     UnknownField,
     /// A field has the wrong type or an unknown value.
     BadValue,
+    /// The same key appears twice in an object of the request.
+    BadRequest,
     /// The request line is longer than the responder accepts.
     TooLarge,
     /// The request did not arrive in time.
@@ -169,6 +171,7 @@ impl ErrorCode {
             ErrorCode::UnknownOp => "unknown-op",
             ErrorCode::UnknownField => "unknown-field",
             ErrorCode::BadValue => "bad-value",
+            ErrorCode::BadRequest => "bad-request",
             ErrorCode::TooLarge => "too-large",
             ErrorCode::Timeout => "timeout",
             ErrorCode::PermissionDenied => "permission-denied",
@@ -353,9 +356,19 @@ fn trim_line(line: &[u8]) -> &[u8] {
 /// wrong types or values → `bad-value`.
 pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     let line = trim_line(line);
-    let value: Value = serde_json::from_slice(line).map_err(|e| {
-        ProtocolError::new(ErrorCode::Malformed, format!("not a JSON request: {e}"))
-    })?;
+    let value = match serde_json::from_slice::<strict::Strict>(line) {
+        Ok(strict::Strict(value)) => value,
+        // The only data error the strict reader raises is a repeated key.
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            return Err(ProtocolError::new(ErrorCode::BadRequest, e.to_string()))
+        }
+        Err(e) => {
+            return Err(ProtocolError::new(
+                ErrorCode::Malformed,
+                format!("not a JSON request: {e}"),
+            ))
+        }
+    };
     let Value::Object(object) = &value else {
         return Err(ProtocolError::new(
             ErrorCode::Malformed,
@@ -414,6 +427,78 @@ pub fn parse_request(line: &[u8]) -> Result<Request, ProtocolError> {
     }
     serde_json::from_value(value)
         .map_err(|e| ProtocolError::new(ErrorCode::BadValue, e.to_string()))
+}
+
+/// A JSON document read into a [`Value`], refusing an object that has the
+/// same key twice (serde_json would keep the last one silently), at any
+/// depth.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{Deserialize, Deserializer, Error, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    pub struct Strict(pub Value);
+
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(item)) = seq.next_element()? {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let Strict(value) = map.next_value()?;
+                if object.contains_key(&key) {
+                    return Err(A::Error::custom(format_args!(
+                        "the key {key:?} appears twice"
+                    )));
+                }
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
 }
 
 const BASE64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -568,7 +653,11 @@ mod tests {
                 Value::String(op.name().into())
             );
         }
-        for code in [ErrorCode::UnknownVersion, ErrorCode::PermissionDenied] {
+        for code in [
+            ErrorCode::UnknownVersion,
+            ErrorCode::PermissionDenied,
+            ErrorCode::BadRequest,
+        ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
                 Value::String(code.name().into())
@@ -612,6 +701,22 @@ mod tests {
             ErrorCode::BadValue
         );
         assert_eq!(code("{\"v\":1,\"op\":\"ping\"} x"), ErrorCode::Malformed);
+        // A repeated key is refused, not resolved by the last one winning,
+        // at any depth and whatever the key.
+        for twice in [
+            r#"{"v":1,"op":"list","op":"ping"}"#,
+            r#"{"v":1,"v":1,"op":"ping"}"#,
+            r#"{"v":1,"op":"list","user":"alice","user":"bob"}"#,
+            r#"{"v":1,"op":"list","numeric":true,"numeric":false}"#,
+            r#"{"v":1,"op":"list","colour":1,"colour":2}"#,
+            r#"{"v":1,"op":"list","user":[{"a":1,"a":2}]}"#,
+        ] {
+            assert_eq!(code(twice), ErrorCode::BadRequest, "{twice}");
+        }
+        let message = parse_request(br#"{"v":1,"op":"list","op":"ping"}"#)
+            .unwrap_err()
+            .message;
+        assert!(message.contains("\"op\" appears twice"), "{message}");
         let message = parse_request(br#"{"v":1,"op":"list","colour":1}"#)
             .unwrap_err()
             .message;

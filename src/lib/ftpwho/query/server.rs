@@ -1,52 +1,43 @@
-//! The responder: an accept loop over a listening unix socket, one thread
-//! per connection.
+//! The responder's accept loop: one thread that accepts connections,
+//! reads their requests, keeps their deadlines and hands them to the
+//! [workers](super::worker); it exits when no client has been connected
+//! for `idle_timeout`, so that systemd starts the responder again on
+//! demand.
 //!
-//! Each connection has a deadline per request (`request_timeout`, for
-//! reading the request and writing the answer), a bound on the request
-//! line, and counts against `max_connections`; a connection over the bound
-//! gets a `busy` answer at once. Every request scans the scoreboard afresh
-//! and read-only. The loop returns when no client has been connected for
-//! `idle_timeout`, so systemd starts the responder again on demand.
+//! Bounds: a connection takes a slot from its accept until its answer is
+//! written (at most `max_connections` slots, `max_connections_per_user`
+//! for one uid other than root; a connection without one gets `busy` at
+//! once); one deadline per request (`request_timeout`) covers its arrival
+//! and the writing of its whole answer; a request line is at most
+//! `max_request_bytes`. Refusals are logged at most ten per ten seconds,
+//! with the count of those suppressed. Clients that do not read their
+//! answer keep no worker; the scans their answers are rendered from are
+//! bounded in memory ([`PARKED_MEMORY`]). After a burst, when nothing is
+//! being answered, the allocator gives its free memory back.
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use super::auth::{Access, Peer};
-use super::protocol::{
-    parse_request, ErrorCode, Op, ProtocolError, Request, Response, Stats, View,
-};
-use crate::ftpwho::report::{self, Format, Report, SessionBuilder};
-use crate::ftpwho::scoreboard::{Entry, ScanOptions, Scoreboard, State};
+use super::answer::Answer;
+use super::auth::Peer;
+use super::protocol::{ErrorCode, ProtocolError, Response};
+use super::worker::{suppressed_note, Back, Conn, Job, Pool, Shared};
+use crate::ftpwho::scoreboard::{ScanOptions, Scoreboard};
 use crate::ftpwho::settings::Settings;
-use crate::os::{fs, systemd};
+use crate::os::{memory, systemd};
 
-/// `MESSAGE_ID` of the journal entry written when a peer is refused.
-pub const DENIED_MESSAGE_ID: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a70";
+pub use super::worker::DENIED_MESSAGE_ID;
 
-#[derive(Debug, Default)]
-struct Counters {
-    connections: AtomicU64,
-    active: AtomicU64,
-    requests: AtomicU64,
-    denied: AtomicU64,
-    errors: AtomicU64,
-}
-
-struct Shared {
-    settings: Settings,
-    /// The scoreboard of `settings`, read without removing stale entries.
-    scoreboard: Scoreboard,
-    group_gid: Option<u32>,
-    started: Instant,
-    counters: Counters,
-    last_activity: Mutex<Instant>,
-}
+/// `MESSAGE_ID` of the journal entry written when a connection is told
+/// `busy`.
+pub const BUSY_MESSAGE_ID: &str = "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a71";
 
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,17 +56,39 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
-/// Decrements the active count and stamps the activity time when a
-/// connection ends, however it ends.
-struct ActiveGuard(Arc<Shared>);
+/// The most memory the scans kept for clients that do not read their
+/// answers may hold; past it, the oldest of those clients are cut off.
+pub const PARKED_MEMORY: usize = 32 * 1024 * 1024;
 
-impl Drop for ActiveGuard {
-    fn drop(&mut self) {
-        if let Ok(mut last) = self.0.last_activity.lock() {
-            *last = Instant::now();
+/// Cuts off the clients that do not read, oldest request first, while the
+/// scans they keep hold more than [`PARKED_MEMORY`].
+fn bound_parked(parked: &mut HashMap<u64, (Conn, Box<Answer>)>) {
+    loop {
+        let mut seen = std::collections::HashSet::new();
+        let held: usize = parked
+            .values()
+            .filter_map(|(_, answer)| answer.snapshot())
+            .filter(|s| seen.insert(Arc::as_ptr(s)))
+            .map(|s| s.bytes())
+            .sum();
+        if held <= PARKED_MEMORY {
+            return;
         }
-        self.0.counters.active.fetch_sub(1, Ordering::SeqCst);
+        let Some(oldest) = parked
+            .iter()
+            .filter(|(_, (_, answer))| answer.snapshot().is_some())
+            .min_by_key(|(_, (conn, _))| conn.deadline)
+            .map(|(id, _)| *id)
+        else {
+            return;
+        };
+        parked.remove(&oldest);
     }
+}
+
+/// Workers: one per processor, at least two.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 16))
 }
 
 impl Server {
@@ -88,6 +101,7 @@ impl Server {
             ScanOptions {
                 layout: settings.layout,
                 remove_stale: false,
+                lock_budget: Some(settings.lock_budget),
                 ..ScanOptions::default()
             },
         );
@@ -102,14 +116,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         Ok(Server {
             listener,
-            shared: Arc::new(Shared {
-                settings,
-                scoreboard,
-                group_gid,
-                started: Instant::now(),
-                counters: Counters::default(),
-                last_activity: Mutex::new(Instant::now()),
-            }),
+            shared: Arc::new(Shared::new(settings, scoreboard, group_gid)),
         })
     }
 
@@ -127,7 +134,7 @@ impl Server {
         format!(
             "{} queries served, {} connections open",
             c.requests.load(Ordering::SeqCst),
-            c.active.load(Ordering::SeqCst)
+            c.open.load(Ordering::SeqCst)
         )
     }
 
@@ -135,6 +142,15 @@ impl Server {
     /// Sends `READY=1` first, then `STATUS=` when the count of queries
     /// changes and `WATCHDOG=1` as the unit asks.
     pub fn run(&self) -> io::Result<Summary> {
+        // Freed memory goes back to a few shared heaps, not one per thread.
+        memory::limit_arenas(2);
+        let (wake_write, wake_read) = UnixStream::pair()?;
+        wake_read.set_nonblocking(true)?;
+        let pool = Pool::start(&self.shared, worker_threads(), wake_write)?;
+        let mut reading: HashMap<u64, Conn> = HashMap::new();
+        let mut parked: HashMap<u64, (Conn, Box<Answer>)> = HashMap::new();
+        let mut next_id = 0u64;
+        let mut trimmed = true;
         systemd::notify_ready(&self.status_line());
         let watchdog = systemd::watchdog_ping_interval();
         let mut next_watchdog = watchdog.map(|d| Instant::now() + d);
@@ -152,44 +168,177 @@ impl Server {
                     next_watchdog = Some(now + interval);
                 }
             }
+            if let Some(suppressed) = self.shared.refusals.flush() {
+                tracing::warn!(SUPPRESSED = suppressed, "{suppressed} refusals not logged");
+            }
+            // Deadlines: a request that did not arrive, an answer not read.
+            reading.retain(|_, conn| {
+                if now < conn.deadline {
+                    return true;
+                }
+                timed_out(&self.shared, conn);
+                false
+            });
+            parked.retain(|_, (conn, _)| now < conn.deadline);
+            let idle = reading.is_empty() && parked.is_empty() && pool.held() == 0;
+            if idle && !trimmed {
+                memory::trim();
+                trimmed = true;
+            }
             let mut wait = Duration::from_secs(1);
             if let Some(at) = next_watchdog {
                 wait = wait.min(at.saturating_duration_since(now));
             }
-            if let Some(idle) = self.shared.settings.idle_timeout {
-                if self.shared.counters.active.load(Ordering::SeqCst) == 0 {
+            for conn in reading.values().chain(parked.values().map(|(c, _)| c)) {
+                wait = wait.min(conn.deadline.saturating_duration_since(now));
+            }
+            if let Some(idle_timeout) = self.shared.settings.idle_timeout {
+                if self.shared.counters.open.load(Ordering::SeqCst) == 0 {
                     let last = *self
                         .shared
-                        .last_activity
+                        .last_closed
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
-                    let deadline = last + idle;
+                    let deadline = last + idle_timeout;
                     if now >= deadline {
-                        tracing::debug!("idle for {idle:?}, exiting");
+                        tracing::debug!("idle for {idle_timeout:?}, exiting");
                         systemd::notify_stopping();
                         return Ok(self.summary());
                     }
                     wait = wait.min(deadline - now);
                 }
             }
-            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
-            let millis = wait.as_millis().clamp(1, i32::MAX as u128) as i32;
-            match poll(
+            let ids: Vec<u64> = reading.keys().chain(parked.keys()).copied().collect();
+            let mut fds = Vec::with_capacity(ids.len() + 2);
+            fds.push(PollFd::new(self.listener.as_fd(), PollFlags::POLLIN));
+            fds.push(PollFd::new(wake_read.as_fd(), PollFlags::POLLIN));
+            for id in &ids {
+                fds.push(match (reading.get(id), parked.get(id)) {
+                    (Some(conn), _) => PollFd::new(conn.stream.as_fd(), PollFlags::POLLIN),
+                    (None, Some((conn, _))) => PollFd::new(conn.stream.as_fd(), PollFlags::POLLOUT),
+                    (None, None) => unreachable!("the ids are those of the maps"),
+                });
+            }
+            let millis = wait.as_millis().clamp(1, 1000) as i32;
+            let ready = match poll(
                 &mut fds,
                 PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
             ) {
-                Ok(0) => continue,
-                Ok(_) => self.accept_ready()?,
+                Ok(n) => n,
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
+            };
+            if ready == 0 {
+                continue;
+            }
+            let events: Vec<(u64, PollFlags)> = ids
+                .iter()
+                .zip(&fds[2..])
+                .filter_map(|(id, fd)| fd.revents().filter(|r| !r.is_empty()).map(|r| (*id, r)))
+                .collect();
+            let listener_ready = fds[0].revents().is_some_and(|r| !r.is_empty());
+            let woken = fds[1].revents().is_some_and(|r| !r.is_empty());
+            drop(fds);
+            trimmed = false;
+            for (id, _) in events {
+                if let Some(mut conn) = reading.remove(&id) {
+                    match self.read_request(&mut conn) {
+                        Some(Some(line)) => pool.submit(Job::Request(conn, line)),
+                        Some(None) => {
+                            reading.insert(id, conn);
+                        }
+                        None => {}
+                    }
+                } else if let Some((conn, answer)) = parked.remove(&id) {
+                    pool.submit(Job::Resume(conn, answer));
+                }
+            }
+            if woken {
+                let mut sink = [0u8; 256];
+                while matches!((&wake_read).read(&mut sink), Ok(n) if n > 0) {}
+            }
+            // Always: a hand-back may have raced with the last wake-up.
+            for back in pool.take_back() {
+                next_id += 1;
+                match back {
+                    Back::Read(mut conn) => match conn.take_line() {
+                        Some(line) => {
+                            self.retake_slot(&mut conn);
+                            pool.submit(Job::Request(conn, line));
+                        }
+                        None => {
+                            reading.insert(next_id, conn);
+                        }
+                    },
+                    Back::Park(conn, answer) => {
+                        parked.insert(next_id, (conn, answer));
+                        bound_parked(&mut parked);
+                    }
+                }
+            }
+            if listener_ready {
+                self.accept_ready(&mut reading, &mut next_id)?;
             }
         }
     }
 
-    fn accept_ready(&self) -> io::Result<()> {
+    /// A connection that sends another request after its answer takes a
+    /// slot again (over the bound if need be: it is already connected).
+    fn retake_slot(&self, conn: &mut Conn) {
+        if conn.slot.is_none() {
+            conn.slot = self.shared.slots.take(conn.peer.uid).ok();
+        }
+    }
+
+    /// Reads what the client sent: `Some(Some(line))` when a request is
+    /// complete, `Some(None)` to wait for more, `None` when the connection
+    /// is closed (after an answer if one is due).
+    fn read_request(&self, conn: &mut Conn) -> Option<Option<Vec<u8>>> {
+        let max = self.shared.settings.max_request_bytes;
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(line) = conn.take_line() {
+                if line.len() > max {
+                    too_large(&self.shared, conn);
+                    return None;
+                }
+                self.retake_slot(conn);
+                return Some(Some(line));
+            }
+            if conn.inbuf.len() >= max {
+                too_large(&self.shared, conn);
+                return None;
+            }
+            let room = (max + 1 - conn.inbuf.len()).min(chunk.len());
+            match (&conn.stream).read(&mut chunk[..room]) {
+                Ok(0) => {
+                    // End of input: a last line without its newline is
+                    // still a request.
+                    conn.eof = true;
+                    if conn.inbuf.is_empty() {
+                        return None;
+                    }
+                    self.retake_slot(conn);
+                    return Some(Some(std::mem::take(&mut conn.inbuf)));
+                }
+                Ok(n) => conn.inbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(None),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Accepts the waiting connections into `reading`.
+    fn accept_ready(&self, reading: &mut HashMap<u64, Conn>, next_id: &mut u64) -> io::Result<()> {
         loop {
             match self.listener.accept() {
-                Ok((stream, _)) => self.dispatch(stream),
+                Ok((stream, _)) => {
+                    if let Some(conn) = self.admit(stream, reading) {
+                        *next_id += 1;
+                        reading.insert(*next_id, conn);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // The peer went away before we took it, or we are short of
@@ -208,400 +357,120 @@ impl Server {
         }
     }
 
-    fn dispatch(&self, stream: UnixStream) {
+    /// A new connection with its slot, or `None` after telling it why not.
+    /// When no slot is free, the connections waiting for a request whose
+    /// client has closed are closed first: only clients really connected
+    /// count.
+    fn admit(&self, stream: UnixStream, reading: &mut HashMap<u64, Conn>) -> Option<Conn> {
         let shared = &self.shared;
         shared.counters.connections.fetch_add(1, Ordering::SeqCst);
-        if let Ok(mut last) = shared.last_activity.lock() {
-            *last = Instant::now();
-        }
-        let _ = stream.set_nonblocking(false);
-        let active = shared.counters.active.fetch_add(1, Ordering::SeqCst);
-        let guard = ActiveGuard(Arc::clone(shared));
-        if active >= shared.settings.max_connections as u64 {
-            refuse(
-                &stream,
-                ProtocolError::new(
-                    ErrorCode::Busy,
-                    format!(
-                        "{} connections are being served; try again",
-                        shared.settings.max_connections
+        let _ = stream.set_nonblocking(true);
+        let peer = match Peer::of(&stream) {
+            Ok(peer) => peer,
+            Err(e) => {
+                refuse(
+                    &stream,
+                    ProtocolError::new(
+                        ErrorCode::Internal,
+                        format!("cannot read peer credentials: {e}"),
                     ),
-                ),
-            );
-            shared.counters.errors.fetch_add(1, Ordering::SeqCst);
-            return;
+                );
+                return None;
+            }
+        };
+        let mut slot = shared.slots.take(peer.uid);
+        if slot.is_err() && reap_closed(reading) {
+            slot = shared.slots.take(peer.uid);
         }
-        let worker = Arc::clone(shared);
-        let spawned = std::thread::Builder::new()
-            .name("ftpwhod-conn".into())
-            .spawn(move || {
-                let mut stream = stream;
-                serve_connection(&worker, &mut stream);
-                // Uncount the connection before the peer sees it closed, so
-                // that a client may reconnect at once.
-                drop(guard);
-                drop(stream);
-            });
-        if let Err(e) = spawned {
-            tracing::warn!(%e, "cannot start a thread for a connection");
+        match slot {
+            Ok(slot) => {
+                let access = peer.access(shared.group_gid, shared.settings.per_user_view);
+                Some(Conn::new(stream, peer, access, slot, Arc::clone(shared)))
+            }
+            Err(full) => {
+                shared.counters.errors.fetch_add(1, Ordering::SeqCst);
+                shared.log_refusal(|suppressed| {
+                    tracing::warn!(
+                        MESSAGE_ID = BUSY_MESSAGE_ID,
+                        PEER_UID = peer.uid,
+                        PEER_PID = peer.pid,
+                        SUPPRESSED = suppressed,
+                        "busy: refused a connection of uid {} (pid {}): {full}{}",
+                        peer.uid,
+                        peer.pid,
+                        suppressed_note(suppressed)
+                    )
+                });
+                refuse(
+                    &stream,
+                    ProtocolError::new(ErrorCode::Busy, full.to_string()),
+                );
+                None
+            }
         }
-    }
-
-    /// Serves one connection on the calling thread (the accept loop runs
-    /// each on its own thread).
-    pub fn serve(&self, mut stream: UnixStream) {
-        self.shared.counters.active.fetch_add(1, Ordering::SeqCst);
-        let guard = ActiveGuard(Arc::clone(&self.shared));
-        serve_connection(&self.shared, &mut stream);
-        drop(guard);
     }
 }
 
-/// Answers `error` without waiting on the peer.
+/// Closes the connections whose client has gone (hung up, not merely shut
+/// down its side); true when there were some.
+fn reap_closed(reading: &mut HashMap<u64, Conn>) -> bool {
+    let ids: Vec<u64> = reading.keys().copied().collect();
+    let mut fds: Vec<PollFd> = ids
+        .iter()
+        .map(|id| PollFd::new(reading[id].stream.as_fd(), PollFlags::POLLIN))
+        .collect();
+    if !matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
+        return false;
+    }
+    let gone: Vec<u64> = ids
+        .iter()
+        .zip(&fds)
+        .filter(|(_, fd)| {
+            fd.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    drop(fds);
+    for id in &gone {
+        reading.remove(id);
+    }
+    !gone.is_empty()
+}
+
+/// Answers `error` without waiting on the peer (a short line fits in the
+/// socket's buffer).
 fn refuse(mut stream: &UnixStream, error: ProtocolError) {
-    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
     let _ = stream.write_all(&Response::error(error).to_line());
 }
 
-fn serve_connection(shared: &Shared, stream: &mut UnixStream) {
-    let peer = match Peer::of(stream) {
-        Ok(peer) => peer,
-        Err(e) => {
-            refuse(
-                stream,
-                ProtocolError::new(
-                    ErrorCode::Internal,
-                    format!("cannot read peer credentials: {e}"),
-                ),
-            );
-            return;
-        }
-    };
-    let access = peer.access(shared.group_gid, shared.settings.per_user_view);
+fn too_large(shared: &Shared, conn: &Conn) {
+    shared.counters.errors.fetch_add(1, Ordering::SeqCst);
     let max = shared.settings.max_request_bytes;
-    let timeout = shared.settings.request_timeout;
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
-    let mut chunk = vec![0u8; max.min(64 * 1024) + 1];
-    let mut answered = 0u64;
-    let mut deadline = Instant::now() + timeout;
-    let send = |stream: &mut UnixStream, response: Response| -> bool {
-        let _ = stream.set_write_timeout(Some(timeout));
-        stream.write_all(&response.to_line()).is_ok()
-    };
-    loop {
-        while let Some(pos) = buf.iter().position(|&b| b == b'\n') {
-            if pos + 1 > max {
-                break;
-            }
-            let line: Vec<u8> = buf.drain(..=pos).collect();
-            let response = answer(shared, &line, &peer, &access);
-            if !send(stream, response) {
-                return;
-            }
-            answered += 1;
-            deadline = Instant::now() + timeout;
-        }
-        if buf.len() >= max {
-            shared.counters.errors.fetch_add(1, Ordering::SeqCst);
-            let error = ProtocolError::new(
-                ErrorCode::TooLarge,
-                format!("a request line may be at most {max} bytes, newline included"),
-            );
-            send(stream, Response::error(error));
-            return;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
-            timed_out(shared, stream, &buf, answered, &send);
-            return;
-        }
-        let room = (max + 1 - buf.len()).min(chunk.len());
-        match stream.read(&mut chunk[..room]) {
-            Ok(0) => {
-                // End of input: a last line without its newline is still a
-                // request.
-                if !buf.is_empty() {
-                    let response = answer(shared, &buf, &peer, &access);
-                    send(stream, response);
-                }
-                return;
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                timed_out(shared, stream, &buf, answered, &send);
-                return;
-            }
-            Err(_) => return,
-        }
-    }
+    refuse(
+        &conn.stream,
+        ProtocolError::new(
+            ErrorCode::TooLarge,
+            format!("a request line may be at most {max} bytes, newline included"),
+        ),
+    );
 }
 
 /// A client that sent nothing, or half a request, in time gets a `timeout`
 /// answer; one that went quiet after its answers is just closed.
-fn timed_out(
-    shared: &Shared,
-    stream: &mut UnixStream,
-    buf: &[u8],
-    answered: u64,
-    send: &dyn Fn(&mut UnixStream, Response) -> bool,
-) {
-    if buf.is_empty() && answered > 0 {
+fn timed_out(shared: &Shared, conn: &Conn) {
+    if conn.inbuf.is_empty() && conn.answered > 0 {
         return;
     }
     shared.counters.errors.fetch_add(1, Ordering::SeqCst);
-    let error = ProtocolError::new(
-        ErrorCode::Timeout,
-        format!(
-            "no complete request within {:?}",
-            shared.settings.request_timeout
+    refuse(
+        &conn.stream,
+        ProtocolError::new(
+            ErrorCode::Timeout,
+            format!(
+                "no complete request within {:?}",
+                shared.settings.request_timeout
+            ),
         ),
     );
-    send(stream, Response::error(error));
-}
-
-/// The answer to one request line from `peer`.
-fn answer(shared: &Shared, line: &[u8], peer: &Peer, access: &Access) -> Response {
-    let counters = &shared.counters;
-    let result = parse_request(line).and_then(|request| {
-        tracing::debug!(
-            PEER_UID = peer.uid,
-            PEER_PID = peer.pid,
-            op = request.op.name(),
-            "request"
-        );
-        execute(shared, &request, peer, access)
-    });
-    counters.requests.fetch_add(1, Ordering::SeqCst);
-    match result {
-        Ok(response) => response,
-        Err(error) => {
-            if error.code == ErrorCode::PermissionDenied {
-                counters.denied.fetch_add(1, Ordering::SeqCst);
-            } else {
-                counters.errors.fetch_add(1, Ordering::SeqCst);
-            }
-            Response::error(error)
-        }
-    }
-}
-
-fn denied(peer: &Peer, request: &Request, why: &str) -> ProtocolError {
-    tracing::warn!(
-        MESSAGE_ID = DENIED_MESSAGE_ID,
-        PEER_UID = peer.uid,
-        PEER_GID = peer.gid,
-        PEER_PID = peer.pid,
-        REQUEST_OP = request.op.name(),
-        "refused {} from uid {} (pid {}): {why}",
-        request.op.name(),
-        peer.uid,
-        peer.pid
-    );
-    ProtocolError::new(
-        ErrorCode::PermissionDenied,
-        format!("permission denied: {why}"),
-    )
-}
-
-/// The accounts whose sessions the peer may see: empty for all, after
-/// checking that the request does not name someone else.
-fn view_users(
-    shared: &Shared,
-    request: &Request,
-    peer: &Peer,
-    access: &Access,
-) -> Result<(View, Vec<String>), ProtocolError> {
-    match access {
-        Access::All => Ok((View::All, request.users.clone())),
-        Access::Own(name) => match request.users.iter().find(|&other| other != name) {
-            Some(_) => Err(denied(
-                peer,
-                request,
-                &format!("uid {} may only see the sessions of {name}", peer.uid),
-            )),
-            None => Ok((View::Own, vec![name.clone()])),
-        },
-        Access::Denied => Err(denied(
-            peer,
-            request,
-            &format!(
-                "uid {} is neither root nor a member of group {}",
-                peer.uid, shared.settings.group
-            ),
-        )),
-    }
-}
-
-/// Hands each live entry to `each`, logging what the scan passed over;
-/// returns how many files were passed over.
-fn scan_each(shared: &Shared, each: impl FnMut(Entry)) -> Result<usize, ProtocolError> {
-    let notes = shared
-        .scoreboard
-        .scan_each(each)
-        .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
-    for note in &notes {
-        tracing::debug!(note = %note, "scoreboard");
-    }
-    Ok(notes.len())
-}
-
-/// The report module's filter for accounts and states.
-fn report_filter(users: &[String], states: &[State]) -> report::Filter {
-    report::Filter {
-        users: users.iter().map(|u| u.as_bytes().to_vec()).collect(),
-        states: states.to_vec(),
-    }
-}
-
-fn internal(what: &str, e: impl std::fmt::Display) -> ProtocolError {
-    ProtocolError::new(ErrorCode::Internal, format!("{what}: {e}"))
-}
-
-fn execute(
-    shared: &Shared,
-    request: &Request,
-    peer: &Peer,
-    access: &Access,
-) -> Result<Response, ProtocolError> {
-    match request.op {
-        Op::Ping => Ok(ping()),
-        Op::List => list(shared, request, peer, access),
-        Op::Count => count(shared, request, peer, access),
-        Op::Stats => stats(shared, request, peer, access),
-    }
-}
-
-/// `ping`: the responder's name and version; reads nothing.
-fn ping() -> Response {
-    let mut response = Response::ok(Op::Ping);
-    response.server = Some(format!("ftpwhod {}", env!("CARGO_PKG_VERSION")));
-    response
-}
-
-/// `list`: the sessions the peer may see, rendered as they are read.
-fn list(
-    shared: &Shared,
-    request: &Request,
-    peer: &Peer,
-    access: &Access,
-) -> Result<Response, ProtocolError> {
-    let (view, users) = view_users(shared, request, peer, access)?;
-    let filter = report_filter(&users, &request.states);
-    let format = request.format.unwrap_or_default();
-    // OpenMetrics shows no addresses: never wait for name lookups.
-    let numeric = request.numeric || format == Format::Openmetrics;
-    let mut builder = SessionBuilder::new(fs::unix_time(), numeric, filter);
-    let mut out = Vec::new();
-    let mut report = Report::new(format, &mut out).with_top_users(shared.settings.top_users);
-    let mut written = Ok(());
-    scan_each(shared, |e| {
-        if let (Some(session), Ok(())) = (builder.build(e), &written) {
-            written = report.session(&session);
-        }
-    })?;
-    written
-        .and_then(|()| report.finish())
-        .map_err(|e| internal("rendering", e))?;
-    let mut response = Response::ok(Op::List);
-    response.format = Some(format);
-    response.view = Some(view);
-    if format == Format::Json {
-        response.data = Some(
-            serde_json::from_slice(&out).map_err(|e| internal("the JSON report is not JSON", e))?,
-        );
-    } else {
-        response.set_output(out);
-    }
-    Ok(response)
-}
-
-/// `count`: how many sessions the named accounts (or everyone the peer
-/// may see) have, in the requested states.
-fn count(
-    shared: &Shared,
-    request: &Request,
-    peer: &Peer,
-    access: &Access,
-) -> Result<Response, ProtocolError> {
-    let (view, mut users) = view_users(shared, request, peer, access)?;
-    users.sort_by_key(|u| u.to_ascii_lowercase());
-    users.dedup_by(|a, b| a.eq_ignore_ascii_case(b));
-    let mut count = 0;
-    if request.states.is_empty() && !users.is_empty() {
-        // Each account as the server counts it at login.
-        for user in &users {
-            count += shared
-                .scoreboard
-                .count_sessions(user.as_bytes())
-                .map_err(|e| ProtocolError::new(ErrorCode::Scoreboard, e.to_string()))?;
-        }
-    } else {
-        let states = report_filter(&[], &request.states);
-        scan_each(shared, |e| {
-            let named = users.is_empty()
-                || users
-                    .iter()
-                    .any(|u| e.account.eq_ignore_ascii_case(u.as_bytes()));
-            if named && states.accepts(&e) {
-                count += 1;
-            }
-        })?;
-    }
-    let mut response = Response::ok(Op::Count);
-    response.view = Some(view);
-    response.count = Some(count as u64);
-    Ok(response)
-}
-
-/// `stats`: the responder's counters and a summary of the scoreboard, for
-/// root and the group only.
-fn stats(
-    shared: &Shared,
-    request: &Request,
-    peer: &Peer,
-    access: &Access,
-) -> Result<Response, ProtocolError> {
-    if *access != Access::All {
-        return Err(denied(
-            peer,
-            request,
-            &format!(
-                "stats are for root and members of group {}",
-                shared.settings.group
-            ),
-        ));
-    }
-    let c = &shared.counters;
-    let mut stats = Stats {
-        // This request is counted once answered; include it.
-        requests: c.requests.load(Ordering::SeqCst) + 1,
-        connections: c.connections.load(Ordering::SeqCst),
-        active_connections: c.active.load(Ordering::SeqCst),
-        denied: c.denied.load(Ordering::SeqCst),
-        errors: c.errors.load(Ordering::SeqCst),
-        uptime_ms: shared.started.elapsed().as_millis() as u64,
-        ..Stats::default()
-    };
-    let mut users = std::collections::HashSet::new();
-    let skipped = scan_each(shared, |entry| {
-        stats.sessions += 1;
-        match entry.state {
-            State::Idle => stats.idle += 1,
-            State::Download => stats.download += 1,
-            State::Upload => stats.upload += 1,
-            State::Free | State::Unknown(_) => {}
-        }
-        users.insert(entry.account);
-    })?;
-    stats.skipped = skipped as u64;
-    stats.users = users.len() as u64;
-    let mut response = Response::ok(Op::Stats);
-    response.stats = Some(stats);
-    Ok(response)
 }

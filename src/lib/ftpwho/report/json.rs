@@ -170,6 +170,11 @@ pub fn render(sessions: &[Session], out: &mut dyn Write) -> io::Result<()> {
 
 pub(crate) fn session(s: &Session, first: bool, out: &mut Vec<u8>) {
     out.extend_from_slice(if first { b"[\n  " } else { b",\n  " });
+    object_into(s, out);
+}
+
+/// Appends the object of one session, on one line.
+pub(crate) fn object_into(s: &Session, out: &mut Vec<u8>) {
     serde_json::to_writer(&mut *out, &object(s)).expect("JSON of plain values");
 }
 

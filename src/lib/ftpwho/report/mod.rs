@@ -66,6 +66,7 @@ pub mod text;
 pub mod xml;
 
 pub use calc::percentage;
+pub use resolve::{HostNames, Lookup, Names};
 
 /// A session ready to print: an [`Entry`] with its addresses resolved and
 /// its times made relative to "now", and the sizes `pure-ftpwho` passes to
@@ -310,6 +311,16 @@ impl SessionBuilder {
         }
     }
 
+    /// Sessions at time `now`, host names taken from `names` (found
+    /// beforehand), numeric addresses for the others.
+    pub fn with_names(now: i64, names: HostNames, filter: Filter) -> SessionBuilder {
+        SessionBuilder {
+            now,
+            filter,
+            resolver: resolve::Resolver::with_names(names),
+        }
+    }
+
     /// The session of `entry`, or `None` when it is free, filtered out, or
     /// its addresses cannot be printed (C leaves such entries out).
     pub fn build(&mut self, entry: Entry) -> Option<Session> {
@@ -398,30 +409,17 @@ impl<'a> Report<'a> {
             if self.cgi_header {
                 self.buf.extend_from_slice(html::CGI_HEADER.as_bytes());
             }
-            match self.format {
-                Format::Text => text::header(false, &mut self.buf),
-                Format::Verbose => text::header(true, &mut self.buf),
-                Format::Html => html::header(false, &mut self.buf),
-                Format::HtmlEmbedded => html::header(true, &mut self.buf),
-                Format::Xml => xml::header(&mut self.buf),
-                Format::Plist => plist::header(&mut self.buf),
-                Format::Shell | Format::Json | Format::Openmetrics => {}
-            }
+            header(self.format, &mut self.buf);
         }
     }
 
     /// Writes one session.
     pub fn session(&mut self, s: &Session) -> io::Result<()> {
         self.start();
-        match self.format {
-            Format::Text => text::session(s, false, &mut self.buf),
-            Format::Verbose => text::session(s, true, &mut self.buf),
-            Format::Html | Format::HtmlEmbedded => html::session(s, &mut self.buf),
-            Format::Xml => xml::session(s, &mut self.buf),
-            Format::Plist => plist::session(s, &mut self.buf),
-            Format::Shell => shell::session(s, &mut self.buf),
-            Format::Json => json::session(s, self.sessions == 0, &mut self.buf),
-            Format::Openmetrics => self.kept.push(s.clone()),
+        if self.format == Format::Openmetrics {
+            self.kept.push(s.clone());
+        } else {
+            session(self.format, s, self.sessions == 0, &mut self.buf);
         }
         self.sessions += 1;
         self.out.write_all(&self.buf)?;
@@ -432,21 +430,55 @@ impl<'a> Report<'a> {
     /// Writes the footer (and the header if no session was written).
     pub fn finish(mut self) -> io::Result<()> {
         self.start();
-        match self.format {
-            Format::Text | Format::Verbose => self.buf.push(b'\n'),
-            Format::Html => html::footer(false, &mut self.buf),
-            Format::HtmlEmbedded => html::footer(true, &mut self.buf),
-            Format::Xml => self.buf.extend_from_slice(b"</status>\n"),
-            Format::Plist => self
-                .buf
-                .extend_from_slice(b"\t</array>\n</dict>\n</plist>\n"),
-            Format::Shell => {}
-            Format::Json => json::footer(self.sessions == 0, &mut self.buf),
-            Format::Openmetrics => {
-                openmetrics::render_sessions(&self.kept, self.top_users, &mut self.buf)?
-            }
+        if self.format == Format::Openmetrics {
+            openmetrics::render_sessions(&self.kept, self.top_users, &mut self.buf)?
+        } else {
+            footer(self.format, self.sessions == 0, &mut self.buf);
         }
         self.out.write_all(&self.buf)
+    }
+}
+
+/// Appends the header of a report in `format` (nothing for the formats
+/// without one, and for OpenMetrics, written whole at the end).
+pub(crate) fn header(format: Format, out: &mut Vec<u8>) {
+    match format {
+        Format::Text => text::header(false, out),
+        Format::Verbose => text::header(true, out),
+        Format::Html => html::header(false, out),
+        Format::HtmlEmbedded => html::header(true, out),
+        Format::Xml => xml::header(out),
+        Format::Plist => plist::header(out),
+        Format::Shell | Format::Json | Format::Openmetrics => {}
+    }
+}
+
+/// Appends one session of a report in `format`; `first` for the first
+/// one. Nothing for OpenMetrics, an aggregate.
+pub(crate) fn session(format: Format, s: &Session, first: bool, out: &mut Vec<u8>) {
+    match format {
+        Format::Text => text::session(s, false, out),
+        Format::Verbose => text::session(s, true, out),
+        Format::Html | Format::HtmlEmbedded => html::session(s, out),
+        Format::Xml => xml::session(s, out),
+        Format::Plist => plist::session(s, out),
+        Format::Shell => shell::session(s, out),
+        Format::Json => json::session(s, first, out),
+        Format::Openmetrics => {}
+    }
+}
+
+/// Appends the footer of a report in `format`; `empty` when no session
+/// was written. Nothing for OpenMetrics.
+pub(crate) fn footer(format: Format, empty: bool, out: &mut Vec<u8>) {
+    match format {
+        Format::Text | Format::Verbose => out.push(b'\n'),
+        Format::Html => html::footer(false, out),
+        Format::HtmlEmbedded => html::footer(true, out),
+        Format::Xml => out.extend_from_slice(b"</status>\n"),
+        Format::Plist => out.extend_from_slice(b"\t</array>\n</dict>\n</plist>\n"),
+        Format::Json => json::footer(empty, out),
+        Format::Shell | Format::Openmetrics => {}
     }
 }
 

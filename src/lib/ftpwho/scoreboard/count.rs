@@ -21,10 +21,18 @@ impl Scoreboard {
     /// full counts as a session. The account is read at the forced
     /// layout's offset, or Debian's.
     pub fn count_sessions(&self, user: &[u8]) -> Result<usize, ScoreboardError> {
+        self.count_sessions_of(&[user])
+    }
+
+    /// How many sessions any of `users` have, each counted as
+    /// [`count_sessions`](Self::count_sessions) counts it, in one pass over
+    /// the directory; a session is counted once, and an account named
+    /// twice (in any case) counts once.
+    pub fn count_sessions_of(&self, users: &[&[u8]]) -> Result<usize, ScoreboardError> {
         let mut dir = self.open_dir()?;
         let dir_fd = dir.fd();
         let layout = self.options.layout.unwrap_or(Layout::DEBIAN);
-        let user = c_string(user);
+        let users: Vec<Vec<u8>> = users.iter().map(|u| c_string(u)).collect();
         let mut account = vec![0u8; layout.account_len];
         let mut count = 0usize;
         let mut live = Liveness::default();
@@ -53,7 +61,7 @@ impl Scoreboard {
             match pread_full(&fd, &mut account, layout.account_offset) {
                 Ok(n) if n == account.len() => {
                     let found = c_string(&account[..account.len() - 1]);
-                    if found.eq_ignore_ascii_case(&user) {
+                    if users.iter().any(|u| found.eq_ignore_ascii_case(u)) {
                         count += 1;
                     }
                 }

@@ -4,7 +4,9 @@
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -29,6 +31,10 @@ pub struct ScanOptions {
     pub remove_stale: bool,
     /// How long to wait for the server's write lock on one entry.
     pub lock_timeout: Duration,
+    /// How long one scan may wait for locks in all (`None`: no bound
+    /// beyond `lock_timeout` per entry); past it, the remaining entries
+    /// that are locked are read without waiting.
+    pub lock_budget: Option<Duration>,
 }
 
 impl Default for ScanOptions {
@@ -37,6 +43,7 @@ impl Default for ScanOptions {
             layout: None,
             remove_stale: true,
             lock_timeout: Duration::from_millis(200),
+            lock_budget: None,
         }
     }
 }
@@ -59,6 +66,41 @@ pub(super) struct ScanState {
     pub(super) live: Liveness,
     pub(super) buf: Vec<u8>,
     pub(super) support: Support,
+    pub(super) lock_wait: LockWait,
+}
+
+/// What is left of a scan's [lock budget](ScanOptions::lock_budget),
+/// shared by the threads reading one scoreboard.
+#[derive(Clone, Default)]
+pub(super) struct LockWait(Option<Arc<AtomicU64>>);
+
+impl LockWait {
+    /// The budget of one scan with `options`.
+    pub(super) fn new(options: &ScanOptions) -> LockWait {
+        LockWait(options.lock_budget.map(|b| {
+            Arc::new(AtomicU64::new(
+                b.as_micros().min(u128::from(u64::MAX)) as u64
+            ))
+        }))
+    }
+
+    /// How long the next entry may wait for its lock.
+    fn allowed(&self, per_entry: Duration) -> Duration {
+        match &self.0 {
+            None => per_entry,
+            Some(left) => per_entry.min(Duration::from_micros(left.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Takes `waited` off what is left.
+    fn spend(&self, waited: Duration) {
+        if let Some(left) = &self.0 {
+            let waited = waited.as_micros().min(u128::from(u64::MAX)) as u64;
+            let _ = left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |l| {
+                Some(l.saturating_sub(waited))
+            });
+        }
+    }
 }
 
 /// Notes what happened to one file, and removes it when stale.
@@ -111,6 +153,7 @@ pub(super) fn read_one(
         live,
         buf,
         support,
+        lock_wait,
     } = state;
     let flags = OFlag::O_RDONLY
         | OFlag::O_NOFOLLOW
@@ -141,7 +184,13 @@ pub(super) fn read_one(
         Ok(layout) => layout,
         Err(reason) => return Read::Skipped(reason),
     };
-    let unlocked = lock_shared(&fd, options.lock_timeout, support).err();
+    let started = Instant::now();
+    let unlocked = lock_shared(&fd, lock_wait.allowed(options.lock_timeout), support).err();
+    let waited = started.elapsed();
+    // An uncontended lock costs a system call, not a wait.
+    if waited >= Duration::from_micros(200) {
+        lock_wait.spend(waited);
+    }
     let record = &mut buf[..layout.size];
     if let Err(reason) = read_record(&fd, &layout, record) {
         return Read::Skipped(reason);

@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::path::PathBuf;
 
 use super::accept::Owners;
-use super::file::{note, read_one, ScanOptions, ScanState};
+use super::file::{note, read_one, LockWait, ScanOptions, ScanState};
 use super::layout::Layout;
 use super::liveness::Liveness;
 use super::note::Note;
@@ -117,6 +117,7 @@ impl Scoreboard {
             live: Liveness::default(),
             buf: vec![0u8; self.max_record_size()],
             support: Support::default(),
+            lock_wait: LockWait::new(&self.options),
         };
         let mut notes = Vec::new();
         let mut read = 0usize;
