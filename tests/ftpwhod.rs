@@ -657,7 +657,15 @@ fn the_service_manager_hears_ready_status_watchdog_and_stopping() {
     let mut messages = Vec::new();
     let receive = |messages: &mut Vec<String>, child: &mut std::process::Child| {
         let mut buf = [0u8; 4096];
-        match notify.recv(&mut buf) {
+        // A signal handled meanwhile (other tests of this process start
+        // and stop children) interrupts the wait: wait again.
+        let received = loop {
+            match notify.recv(&mut buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match received {
             Ok(n) => messages.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(e) => {
                 let exited = child.try_wait();
