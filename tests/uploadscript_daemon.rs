@@ -294,7 +294,8 @@ fn receive(notify: &UnixDatagram) -> Option<Notification> {
         nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
     ) {
         Ok(msg) => msg,
-        Err(nix::errno::Errno::EAGAIN) => return None,
+        // Nothing yet, or a signal interrupted the wait: asked again.
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => return None,
         Err(e) => panic!("recvmsg: {e}"),
     };
     let mut fds = Vec::new();
