@@ -208,6 +208,7 @@ fn upload_state() -> tempfile::TempDir {
         main.run_starts(1, fd);
         main.record_done(outcome, 0, fd);
     }
+    main.queue(2, 1, Some(std::time::Duration::from_secs(90)));
     let instance = dir.path().join("srv-ftp-run-pure\\x2dftpd.upload.pipe");
     std::fs::create_dir(&instance).unwrap();
     let mut other = Publisher::open(
@@ -249,6 +250,10 @@ fn both_formats_pass_promtool_and_show_sessions_and_uploads() {
         "pureftpd_upload_program_runs_in_flight{pipe=\"/srv/ftp/run/pure-ftpd.upload.pipe\"} 1\n",
         "pureftpd_upload_program_runs_in_flight{pipe=\"/run/pure-ftpd.upload.pipe\"} 0\n",
         "pureftpd_upload_state_errors 1\n",
+        "pureftpd_upload_queue_records{pipe=\"/run/pure-ftpd.upload.pipe\"} 2\n",
+        "pureftpd_upload_queue_failed_records{pipe=\"/run/pure-ftpd.upload.pipe\"} 1\n",
+        "pureftpd_upload_queue_oldest_age_seconds{pipe=\"/run/pure-ftpd.upload.pipe\"} 90\n",
+        "pureftpd_upload_queue_records{pipe=\"/srv/ftp/run/pure-ftpd.upload.pipe\"} 0\n",
     ] {
         assert!(text.body.contains(expected), "{expected} missing in\n{}", text.body);
     }

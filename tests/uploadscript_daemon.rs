@@ -1433,6 +1433,17 @@ fn counters_are_published_for_the_exporter_from_a_process_run() {
     // bytes and run times.
     assert_eq!((seen.bytes, seen.duration_count), (8, 2));
     assert_eq!((seen.in_flight, seen.restarts, seen.retries), (0, 0, 0));
+    // The queue holds nothing to run once every record is done, and keeps
+    // the failed one (no retries asked for).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let seen = read_state(&path).unwrap().unwrap();
+        if (seen.queue_records, seen.queue_failed) == (0, 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{:?}", read_state(&path));
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(seen.pipe, fx.pipe.to_string_lossy());
     // Opened before the switch to nobody, so root's.
     let meta = std::fs::metadata(&path).unwrap();

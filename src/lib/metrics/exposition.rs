@@ -351,7 +351,7 @@ fn render_uploads(scrape: &Scrape, format: Format, out: &mut dyn Write) -> io::R
         format,
         "pureftpd_upload_program_runs_in_flight",
         "gauge",
-        "Programs running now (records are processed one at a time).",
+        "Programs running now (at most `jobs` at once).",
     )?;
     each(out, &|pipe, u| {
         format!(
@@ -368,6 +368,45 @@ fn render_uploads(scrape: &Scrape, format: Format, out: &mut dyn Write) -> io::R
     )?;
     each(out, &|pipe, u| {
         format!("pureftpd_upload_queue_bytes{{{pipe}}} {}", u.queue_bytes)
+    })?;
+    family(
+        out,
+        format,
+        "pureftpd_upload_queue_records",
+        "gauge",
+        "Upload records in the reader's queue on disk not done yet: pending, running or waiting for a retry.",
+    )?;
+    each(out, &|pipe, u| {
+        format!(
+            "pureftpd_upload_queue_records{{{pipe}}} {}",
+            u.queue_records
+        )
+    })?;
+    family(
+        out,
+        format,
+        "pureftpd_upload_queue_failed_records",
+        "gauge",
+        "Upload records kept as failed in the reader's queue (their retries ran out).",
+    )?;
+    each(out, &|pipe, u| {
+        format!(
+            "pureftpd_upload_queue_failed_records{{{pipe}}} {}",
+            u.queue_failed
+        )
+    })?;
+    family(
+        out,
+        format,
+        "pureftpd_upload_queue_oldest_age_seconds",
+        "gauge",
+        "Age of the oldest upload record not done in the reader's queue; 0 when there is none.",
+    )?;
+    each(out, &|pipe, u| {
+        format!(
+            "pureftpd_upload_queue_oldest_age_seconds{{{pipe}}} {}",
+            u.queue_oldest_age_seconds
+        )
     })?;
     family(
         out,

@@ -537,6 +537,12 @@ impl<'a> MainLoop<'a> {
     }
 
     fn send_status(&mut self) {
+        let oldest = self.queue.oldest_us().map(|at| between(at, now_us()));
+        self.metrics.queue(
+            self.queue.depth() as u64,
+            self.queue.failed() as u64,
+            oldest,
+        );
         systemd::notify_status(&self.status_line());
         self.status.sent = Instant::now();
         self.status.dirty = false;

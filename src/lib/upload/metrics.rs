@@ -87,6 +87,16 @@ pub struct UploadCounters {
     pub queue_bytes: u64,
     /// Programs run again for a record after a reader died during its run.
     pub retries: u64,
+    /// Records in the reader's queue on disk not done yet: pending,
+    /// running or waiting for a retry (failed ones apart).
+    #[serde(default)]
+    pub queue_records: u64,
+    /// Records kept as failed in the queue (their retries ran out).
+    #[serde(default)]
+    pub queue_failed: u64,
+    /// Age of the oldest record of `queue_records`, seconds; 0 when none.
+    #[serde(default)]
+    pub queue_oldest_age_seconds: f64,
 }
 
 impl UploadCounters {
@@ -113,7 +123,9 @@ impl UploadCounters {
             && counters.duration_buckets.last() <= Some(&counters.duration_count)
             && counters.duration_sum.is_finite()
             && counters.duration_sum >= 0.0
-            && counters.start_time.is_finite();
+            && counters.start_time.is_finite()
+            && counters.queue_oldest_age_seconds.is_finite()
+            && counters.queue_oldest_age_seconds >= 0.0;
         consistent.then_some(counters)
     }
 
@@ -321,6 +333,15 @@ impl Publisher {
     /// `in_flight` runs go on.
     pub fn interrupted(&mut self, in_flight: u64) {
         self.counters.in_flight = in_flight;
+        self.publish();
+    }
+
+    /// The queue as it stands: `records` not done (failed ones apart),
+    /// `failed`, and the age of the oldest of `records`.
+    pub fn queue(&mut self, records: u64, failed: u64, oldest: Option<Duration>) {
+        self.counters.queue_records = records;
+        self.counters.queue_failed = failed;
+        self.counters.queue_oldest_age_seconds = oldest.map_or(0.0, |d| d.as_secs_f64());
         self.publish();
     }
 
