@@ -274,8 +274,9 @@ impl std::fmt::Display for Settings {
 }
 
 /// A duration of the configuration: non-negative, at most
-/// [`MAX_DURATION`], and 0 or at least [`DURATION_RESOLUTION`].
-fn seconds(key: &'static str, value: f64) -> Result<Duration, SettingsError> {
+/// [`MAX_DURATION`], and 0 or at least [`DURATION_RESOLUTION`]. The
+/// exporter's durations are checked here too.
+pub fn seconds(key: &'static str, value: f64) -> Result<Duration, SettingsError> {
     if value.is_nan() || value < 0.0 {
         return Err(SettingsError::NotSeconds { key, value });
     }

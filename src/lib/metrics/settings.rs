@@ -121,14 +121,6 @@ impl Default for ExporterSettings {
 /// Why the exporter's configuration was refused.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ExporterSettingsError {
-    /// A duration is negative, or not a number of seconds.
-    #[error("{key} must be a non-negative number of seconds, not {value}")]
-    NotSeconds {
-        /// The key.
-        key: &'static str,
-        /// The value given.
-        value: f64,
-    },
     /// `request_timeout` is 0.
     #[error("request_timeout must be more than 0")]
     NoRequestTime,
@@ -141,13 +133,11 @@ pub enum ExporterSettingsError {
     /// A directory of `upload_state_dirs` is relative.
     #[error("upload_state_dirs must be absolute: {}", .0.display())]
     RelativeStateDir(PathBuf),
-    /// The layout is refused (as in `ftpwhod.toml`).
+    /// A value refused by the checks shared with `ftpwhod.toml`: a
+    /// duration the clock cannot add or below its resolution, or the
+    /// layout.
     #[error(transparent)]
-    Layout(#[from] SettingsError),
-}
-
-fn seconds(key: &'static str, value: f64) -> Result<Duration, ExporterSettingsError> {
-    Duration::try_from_secs_f64(value).map_err(|_| ExporterSettingsError::NotSeconds { key, value })
+    Checked(#[from] SettingsError),
 }
 
 impl ExporterConfig {
@@ -159,11 +149,11 @@ impl ExporterConfig {
 
     /// Fills in defaults and checks ranges.
     pub fn settings(&self) -> Result<ExporterSettings, ExporterSettingsError> {
-        let idle = seconds(
+        let idle = crate::ftpwho::settings::seconds(
             "idle_timeout",
             self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT),
         )?;
-        let request_timeout = seconds(
+        let request_timeout = crate::ftpwho::settings::seconds(
             "request_timeout",
             self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT),
         )?;
@@ -209,6 +199,29 @@ impl ExporterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_checked_as_ftpwhod_checks_them() {
+        for (idle, request) in [(1e18, 5.0), (120.0, 1e18), (1e-10, 5.0), (-1.0, 5.0)] {
+            let config = ExporterConfig {
+                idle_timeout: Some(idle),
+                request_timeout: Some(request),
+                ..ExporterConfig::default()
+            };
+            let e = config.settings().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ExporterSettingsError::Checked(
+                        SettingsError::TooLong { .. }
+                            | SettingsError::TooShort { .. }
+                            | SettingsError::NotSeconds { .. }
+                    )
+                ),
+                "{idle} {request}: {e:?}"
+            );
+        }
+    }
 
     #[test]
     fn defaults() {
