@@ -296,6 +296,11 @@ pub trait Watch {
     fn stopping(&self) -> bool {
         false
     }
+    /// True when another run is already waiting to start after this one
+    /// (a runner may prepare for it meanwhile).
+    fn more_to_come(&self) -> bool {
+        false
+    }
 }
 
 /// Something that runs the program on one uploaded file: [`Hook`] in the
