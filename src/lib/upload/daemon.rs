@@ -55,7 +55,7 @@ use crate::upload::queue::store::{QueueError, Store};
 use crate::upload::queue::{self, between, now_us};
 use crate::upload::runner::client::UnitClient;
 use crate::upload::settings::Settings;
-use crate::upload::workers::{Ended, Job, Workers};
+use crate::upload::workers::{Ended, Job, RunStarted, Workers};
 
 /// Why the daemon did not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -704,9 +704,12 @@ impl<'a> MainLoop<'a> {
         }
     }
 
-    /// Settles the runs that ended.
+    /// Notes the runs that started, settles those that ended.
     fn collect(&mut self) -> bool {
-        let ended = self.workers.ended();
+        let (started, ended) = self.workers.news();
+        if !started.is_empty() {
+            self.started(started);
+        }
         let any = !ended.is_empty();
         for run in ended {
             self.settle(run);
@@ -723,7 +726,16 @@ impl<'a> MainLoop<'a> {
     /// event) and writes it to the queue: done, to be run again later, or
     /// kept as failed. The one place where a record's outcome is decided.
     fn settle(&mut self, ended: Ended) {
-        let Ended { job, result } = ended;
+        let Ended {
+            job,
+            result,
+            started,
+        } = ended;
+        if !started {
+            // Handed ahead and given back at the stop: it simply waits.
+            self.queue.interrupted(job.id);
+            return;
+        }
         let settings = self.settings;
         // A run ended by the reader's own stop (a shutdown that stopped a
         // run unit, a hash cut short) says nothing about the program: the
@@ -740,7 +752,7 @@ impl<'a> MainLoop<'a> {
         if cut_short {
             events::interrupted(&job);
             self.queue.interrupted(job.id);
-            self.metrics.interrupted(self.workers.busy() as u64);
+            self.metrics.interrupted(self.workers.running() as u64);
             return;
         }
         let retryable = match &result {
@@ -798,7 +810,7 @@ impl<'a> MainLoop<'a> {
         if let Ok(report) = &result {
             self.metrics.ran(report);
         }
-        let busy = self.workers.busy() as u64;
+        let busy = self.workers.running() as u64;
         match next {
             Next::Retry(_) => self.metrics.retried(busy),
             Next::Done | Next::Failed => self.metrics.record_done(outcome, busy, self.reader.fd()),
@@ -807,56 +819,61 @@ impl<'a> MainLoop<'a> {
         self.status_changed();
     }
 
-    /// Starts the runs that may start: up to `jobs` at once, oldest first,
-    /// one at a time per file.
+    /// Hands the runs that may start to the workers: up to `jobs` at once,
+    /// oldest first, one at a time per file, and as many more ahead, each
+    /// to start as soon as a run ends.
     fn dispatch(&mut self) -> bool {
         if self.supervisor.stop.is_some() {
             return false;
         }
-        let free = (self.settings.jobs as usize).saturating_sub(self.workers.busy());
-        let now = now_us();
-        let ids = self.queue.next_runnable(now, free);
+        let ids = self.queue.next_runnable(now_us(), self.workers.room());
         if ids.is_empty() {
             return false;
         }
-        let mut jobs = Vec::with_capacity(ids.len());
-        let mut entries = Vec::with_capacity(ids.len());
         for id in ids {
             let Some(item) = self.queue.get(id) else {
                 continue;
             };
-            let attempt = item.attempts + 1;
-            entries.push(Entry::Started {
+            let job = Job {
                 id,
-                attempt,
-                at_us: now,
-            });
-            jobs.push(Job {
-                id,
-                attempt,
+                attempt: item.attempts + 1,
                 record: Record {
                     user: item.user.clone(),
                     path: item.path.clone(),
                     file: item.file.clone(),
                 },
-                waited: between(item.queued_us, now),
-            });
-        }
-        // Not synced: lost, the run counts as not started.
-        self.write_or_keep(entries.clone());
-        for (entry, job) in entries.iter().zip(jobs) {
-            self.queue.apply(entry);
-            if job.attempt > 1 {
-                // A first run's start is in its end's event
-                // (QUEUE_WAIT_USEC): one journal entry less per upload.
-                events::started(&job);
-            }
+                queued_us: item.queued_us,
+                waited: Duration::ZERO,
+            };
+            self.queue.hand(id);
             self.workers.submit(job);
         }
-        self.metrics
-            .run_starts(self.workers.busy() as u64, self.reader.fd());
-        self.status_changed();
         true
+    }
+
+    /// Runs that started: written to the queue (not synced: lost, the run
+    /// counts as not started, and the record runs again).
+    fn started(&mut self, started: Vec<RunStarted>) {
+        let entries: Vec<Entry> = started
+            .iter()
+            .map(|s| Entry::Started {
+                id: s.job.id,
+                attempt: s.job.attempt,
+                at_us: s.at_us,
+            })
+            .collect();
+        self.write_or_keep(entries.clone());
+        for (entry, s) in entries.iter().zip(&started) {
+            self.queue.apply(entry);
+            if s.job.attempt > 1 {
+                // A first run's start is in its end's event
+                // (QUEUE_WAIT_USEC): one journal entry less per upload.
+                events::started(&s.job);
+            }
+        }
+        self.metrics
+            .run_starts(self.workers.running() as u64, self.reader.fd());
+        self.status_changed();
     }
 
     /// Nothing to do: sends a pending status, then sleeps until input (when

@@ -1,12 +1,17 @@
 //! The runs of the program, `jobs` at a time: each worker is a thread that
 //! takes a job, runs the program through the [`Runner`] (a child process,
 //! or a unit of its own) and hands the result back. The main loop polls
-//! [`Workers::fd`], readable once a run has ended, and keeps the pipe,
-//! the signals and the watchdog going meanwhile.
+//! [`Workers::fd`], readable once a run has started or ended, and keeps the
+//! pipe, the signals and the watchdog going meanwhile.
+//!
+//! Jobs may be handed over ahead (up to one more per worker): a worker then
+//! starts the next run as soon as one ends, while the main loop settles the
+//! one that ended. A job handed over is started in the order it was handed;
+//! one taken after the stop began is given back unstarted.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -27,8 +32,19 @@ pub struct Job {
     pub attempt: u32,
     /// The upload.
     pub record: Record,
-    /// From queueing to the start of this run.
+    /// When the record was queued (microseconds since the epoch).
+    pub queued_us: u64,
+    /// From queueing to the start of this run (set when it starts).
     pub waited: Duration,
+}
+
+/// A run that started: its job, and when.
+#[derive(Debug, Clone)]
+pub struct RunStarted {
+    /// What runs.
+    pub job: Job,
+    /// When it started (microseconds since the epoch).
+    pub at_us: u64,
 }
 
 /// A run that ended.
@@ -38,11 +54,30 @@ pub struct Ended {
     pub job: Job,
     /// What the runner said.
     pub result: Result<Report, Skip>,
+    /// False for a job given back unstarted (the daemon stops).
+    pub started: bool,
 }
 
-/// What a worker's runs watch: only whether the daemon is stopping (which
-/// ends a checksum being computed; a program that runs is waited for).
-struct Stopping(Arc<AtomicBool>);
+/// What a worker tells the main loop.
+#[derive(Debug)]
+enum Message {
+    Started(RunStarted),
+    Ended(Ended),
+}
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// What a worker's runs watch: whether the daemon is stopping (which ends
+/// a checksum being computed; a program that runs is waited for), and
+/// whether jobs wait to start.
+struct Stopping {
+    stopping: Arc<AtomicBool>,
+    waiting: Arc<AtomicUsize>,
+}
 
 impl Watch for Stopping {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
@@ -53,7 +88,10 @@ impl Watch for Stopping {
     }
     fn wake(&mut self) {}
     fn stopping(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.stopping.load(Ordering::Relaxed)
+    }
+    fn more_to_come(&self) -> bool {
+        self.waiting.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -61,11 +99,17 @@ impl Watch for Stopping {
 #[derive(Debug)]
 pub struct Workers {
     jobs: Option<Sender<Job>>,
-    ended: Receiver<Ended>,
+    messages: Receiver<Message>,
     wake_r: OwnedFd,
     stopping: Arc<AtomicBool>,
+    /// Jobs handed over that no worker has taken yet.
+    waiting: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
+    count: usize,
+    /// Jobs handed over and not ended.
     busy: usize,
+    /// Runs started and not ended.
+    running: usize,
 }
 
 impl Workers {
@@ -75,15 +119,26 @@ impl Workers {
         let wake_w = Arc::new(wake_w);
         let (jobs_tx, jobs_rx) = mpsc::channel::<Job>();
         let jobs_rx = Arc::new(Mutex::new(jobs_rx));
-        let (ended_tx, ended_rx) = mpsc::channel();
+        let (messages_tx, messages_rx) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(false));
+        let waiting = Arc::new(AtomicUsize::new(0));
+        let count = count.max(1) as usize;
         let mut threads = Vec::new();
-        for n in 0..count.max(1) {
+        for n in 0..count {
             let runner = Arc::clone(&runner);
             let jobs_rx = Arc::clone(&jobs_rx);
-            let ended_tx: Sender<Ended> = ended_tx.clone();
+            let messages: Sender<Message> = messages_tx.clone();
             let wake_w = Arc::clone(&wake_w);
-            let mut watch = Stopping(Arc::clone(&stopping));
+            let mut watch = Stopping {
+                stopping: Arc::clone(&stopping),
+                waiting: Arc::clone(&waiting),
+            };
+            // A full wake pipe already says there is something.
+            let tell = move |message| {
+                let sent = messages.send(message).is_ok();
+                let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
+                sent
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("run-{n}"))
                 .spawn(move || loop {
@@ -91,53 +146,108 @@ impl Workers {
                         Ok(rx) => rx.recv(),
                         Err(_) => return,
                     };
-                    let Ok(job) = job else { return };
-                    let result = runner.run(&job.record.user, &job.record.file, &mut watch);
-                    if ended_tx.send(Ended { job, result }).is_err() {
+                    let Ok(mut job) = job else { return };
+                    watch.waiting.fetch_sub(1, Ordering::Relaxed);
+                    if watch.stopping() {
+                        let result = Err(Skip::Interrupted);
+                        if !tell(Message::Ended(Ended {
+                            job,
+                            result,
+                            started: false,
+                        })) {
+                            return;
+                        }
+                        continue;
+                    }
+                    let at_us = now_us();
+                    job.waited = Duration::from_micros(at_us.saturating_sub(job.queued_us));
+                    let started = RunStarted {
+                        job: job.clone(),
+                        at_us,
+                    };
+                    if !tell(Message::Started(started)) {
                         return;
                     }
-                    // A full wake pipe already says there is something.
-                    let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
+                    let result = runner.run(&job.record.user, &job.record.file, &mut watch);
+                    if !tell(Message::Ended(Ended {
+                        job,
+                        result,
+                        started: true,
+                    })) {
+                        return;
+                    }
                 })?;
             threads.push(thread);
         }
         Ok(Workers {
             jobs: Some(jobs_tx),
-            ended: ended_rx,
+            messages: messages_rx,
             wake_r,
             stopping,
+            waiting,
             threads,
+            count,
             busy: 0,
+            running: 0,
         })
     }
 
-    /// Hands `job` to a free worker (call only while [`Workers::busy`] is
-    /// below the count).
+    /// Jobs that may be handed over now: one per worker to run, and one
+    /// more per worker to start as soon as a run ends.
+    pub fn room(&self) -> usize {
+        (2 * self.count).saturating_sub(self.busy)
+    }
+
+    /// Hands `job` over; it starts once a worker is free (call only while
+    /// [`Workers::room`] is above 0).
     pub fn submit(&mut self, job: Job) {
         if let Some(jobs) = &self.jobs {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
             if jobs.send(job).is_ok() {
                 self.busy += 1;
+            } else {
+                self.waiting.fetch_sub(1, Ordering::Relaxed);
             }
         }
     }
 
-    /// Runs going on.
+    /// Jobs handed over and not ended (started or not).
     pub fn busy(&self) -> usize {
         self.busy
     }
 
-    /// Readable once a run has ended.
+    /// Runs going on.
+    pub fn running(&self) -> usize {
+        self.running
+    }
+
+    /// Readable once a run has started or ended.
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.wake_r.as_fd()
     }
 
-    /// The runs that ended since the last call.
-    pub fn ended(&mut self) -> Vec<Ended> {
+    /// The runs that started and those that ended since the last call, each
+    /// in the order it happened (a run's start comes before its end).
+    pub fn news(&mut self) -> (Vec<RunStarted>, Vec<Ended>) {
         let mut scratch = [0; 64];
         while matches!(read_some(self.wake_r.as_fd(), &mut scratch), Ok(n) if n > 0) {}
-        let ended: Vec<Ended> = self.ended.try_iter().collect();
-        self.busy -= ended.len().min(self.busy);
-        ended
+        let (mut started, mut ended) = (Vec::new(), Vec::new());
+        for message in self.messages.try_iter() {
+            match message {
+                Message::Started(s) => {
+                    self.running += 1;
+                    started.push(s);
+                }
+                Message::Ended(e) => {
+                    self.busy = self.busy.saturating_sub(1);
+                    if e.started {
+                        self.running = self.running.saturating_sub(1);
+                    }
+                    ended.push(e);
+                }
+            }
+        }
+        (started, ended)
     }
 
     /// Tells the runs going on that the daemon stops.
@@ -167,15 +277,21 @@ mod tests {
     #[derive(Default)]
     struct Sleeper {
         now: Mutex<(usize, usize)>,
+        /// Each run's file and whether another job waited meanwhile.
+        seen: Mutex<Vec<(String, bool)>>,
     }
 
     impl Runner for Sleeper {
-        fn run(&self, _: &[u8], file: &[u8], _: &mut dyn Watch) -> Result<Report, Skip> {
+        fn run(&self, _: &[u8], file: &[u8], watch: &mut dyn Watch) -> Result<Report, Skip> {
             {
                 let mut n = self.now.lock().unwrap();
                 n.0 += 1;
                 n.1 = n.1.max(n.0);
             }
+            self.seen.lock().unwrap().push((
+                String::from_utf8_lossy(file).into_owned(),
+                watch.more_to_come(),
+            ));
             let ms: u64 = std::str::from_utf8(file).unwrap().parse().unwrap();
             std::thread::sleep(Duration::from_millis(ms));
             self.now.lock().unwrap().0 -= 1;
@@ -209,8 +325,21 @@ mod tests {
                 path: ms.to_string().into_bytes(),
                 file: ms.to_string().into_bytes(),
             },
+            queued_us: 0,
             waited: Duration::ZERO,
         }
+    }
+
+    /// Collects news until `n` jobs have ended.
+    fn until_ended(workers: &mut Workers, n: usize) -> (Vec<RunStarted>, Vec<Ended>) {
+        let (mut started, mut ended) = (Vec::new(), Vec::new());
+        while ended.len() < n {
+            wait_readable([Some(workers.fd())], Some(Duration::from_secs(5))).unwrap();
+            let (s, e) = workers.news();
+            started.extend(s);
+            ended.extend(e);
+        }
+        (started, ended)
     }
 
     #[test]
@@ -221,14 +350,65 @@ mod tests {
             workers.submit(job(id, 150));
         }
         assert_eq!(workers.busy(), 3);
-        let mut ids = Vec::new();
-        while ids.len() < 3 {
-            wait_readable([Some(workers.fd())], Some(Duration::from_secs(5))).unwrap();
-            ids.extend(workers.ended().into_iter().map(|e| e.job.id));
-        }
+        let (started, ended) = until_ended(&mut workers, 3);
+        let mut ids: Vec<u64> = ended.iter().map(|e| e.job.id).collect();
         ids.sort();
         assert_eq!(ids, [0, 1, 2]);
-        assert_eq!(workers.busy(), 0);
+        assert_eq!(started.len(), 3);
+        assert!(ended.iter().all(|e| e.started && e.result.is_ok()));
+        assert_eq!((workers.busy(), workers.running()), (0, 0));
         assert_eq!(sleeper.now.lock().unwrap().1, 3);
+    }
+
+    #[test]
+    fn a_job_handed_ahead_starts_when_the_run_before_it_ends() {
+        let sleeper = Arc::new(Sleeper::default());
+        let mut workers = Workers::start(sleeper.clone(), 1).unwrap();
+        assert_eq!(workers.room(), 2);
+        workers.submit(job(0, 200));
+        workers.submit(job(1, 10));
+        assert_eq!(workers.room(), 0);
+        let (started, ended) = until_ended(&mut workers, 2);
+        // One at a time, in the order handed over.
+        assert_eq!(sleeper.now.lock().unwrap().1, 1);
+        let order: Vec<u64> = ended.iter().map(|e| e.job.id).collect();
+        assert_eq!(order, [0, 1]);
+        // The first run knew another waited; the second did not.
+        let seen = sleeper.seen.lock().unwrap().clone();
+        assert_eq!(seen, [("200".into(), true), ("10".into(), false)]);
+        // The second waited for the first: its wait counts from queueing.
+        assert!(
+            started[1].job.waited >= Duration::from_millis(150),
+            "{:?}",
+            started[1].job.waited
+        );
+        assert!(started[1].at_us >= started[0].at_us + 150_000);
+        assert_eq!(workers.room(), 2);
+    }
+
+    #[test]
+    fn a_job_not_started_when_the_stop_comes_is_given_back_unstarted() {
+        let sleeper = Arc::new(Sleeper::default());
+        let mut workers = Workers::start(sleeper.clone(), 1).unwrap();
+        workers.submit(job(0, 200));
+        workers.submit(job(1, 10));
+        // The first run is under way when the stop comes.
+        let (started, _) = workers.news();
+        let started = if started.is_empty() {
+            wait_readable([Some(workers.fd())], Some(Duration::from_secs(5))).unwrap();
+            workers.news().0
+        } else {
+            started
+        };
+        assert_eq!(started.len(), 1);
+        assert_eq!(workers.running(), 1);
+        workers.stopping();
+        let (more, ended) = until_ended(&mut workers, 2);
+        assert!(more.is_empty(), "{more:?}");
+        assert!(ended[0].started && ended[0].result.is_ok());
+        assert!(!ended[1].started);
+        assert!(matches!(ended[1].result, Err(Skip::Interrupted)));
+        assert_eq!(sleeper.seen.lock().unwrap().len(), 1);
+        assert_eq!((workers.busy(), workers.running()), (0, 0));
     }
 }

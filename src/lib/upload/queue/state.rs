@@ -19,6 +19,9 @@ pub enum ItemState {
         /// When it may run, in microseconds since the epoch.
         due_us: u64,
     },
+    /// Handed to a runner, to start as soon as the run before it ends
+    /// (the reader's memory only: in the file it is still pending).
+    Handed,
     /// A run is going on.
     Running,
     /// Its retries are exhausted; kept until retried or dropped.
@@ -29,7 +32,7 @@ impl ItemState {
     /// The name shown by `queue list`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ItemState::Pending { .. } => "pending",
+            ItemState::Pending { .. } | ItemState::Handed => "pending",
             ItemState::Running => "running",
             ItemState::Failed => "failed",
         }
@@ -73,6 +76,38 @@ pub enum RequestError {
 pub struct Queue {
     items: BTreeMap<u64, Item>,
     next_id: u64,
+    tally: Tally,
+}
+
+/// How many records are in the states counted often (kept as they change,
+/// so that a long queue is not walked for them).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Tally {
+    running: usize,
+    failed: usize,
+    /// Pending with a retry time.
+    delayed: usize,
+}
+
+impl Tally {
+    fn slot(&mut self, state: ItemState) -> Option<&mut usize> {
+        match state {
+            ItemState::Running => Some(&mut self.running),
+            ItemState::Failed => Some(&mut self.failed),
+            ItemState::Pending { due_us } if due_us > 0 => Some(&mut self.delayed),
+            ItemState::Pending { .. } | ItemState::Handed => None,
+        }
+    }
+
+    /// A record went from `old` (`None`: new) to `new` (`None`: gone).
+    fn moved(&mut self, old: Option<ItemState>, new: Option<ItemState>) {
+        if let Some(n) = old.and_then(|s| self.slot(s)) {
+            *n -= 1;
+        }
+        if let Some(n) = new.and_then(|s| self.slot(s)) {
+            *n += 1;
+        }
+    }
 }
 
 impl Queue {
@@ -90,6 +125,7 @@ impl Queue {
         for item in q.items.values_mut() {
             if item.state == ItemState::Running {
                 item.state = ItemState::Pending { due_us: 0 };
+                q.tally.moved(Some(ItemState::Running), Some(item.state));
             }
         }
         q
@@ -106,21 +142,27 @@ impl Queue {
             file,
         } = entry
         {
-            self.items.entry(*id).or_insert_with(|| Item {
-                id: *id,
-                queued_us: *at_us,
-                user: user.clone(),
-                path: path.clone(),
-                file: file.clone(),
-                attempts: 0,
-                failures: 0,
-                state: ItemState::Pending { due_us: 0 },
+            let tally = &mut self.tally;
+            self.items.entry(*id).or_insert_with(|| {
+                let state = ItemState::Pending { due_us: 0 };
+                tally.moved(None, Some(state));
+                Item {
+                    id: *id,
+                    queued_us: *at_us,
+                    user: user.clone(),
+                    path: path.clone(),
+                    file: file.clone(),
+                    attempts: 0,
+                    failures: 0,
+                    state,
+                }
             });
             return;
         }
         let Some(item) = self.items.get_mut(&entry.id()) else {
             return;
         };
+        let old = item.state;
         match *entry {
             Entry::Queued { .. } => {}
             Entry::Started { attempt, .. } => {
@@ -147,16 +189,33 @@ impl Queue {
             }
             Entry::Finished { id } | Entry::Dropped { id } => {
                 self.items.remove(&id);
+                self.tally.moved(Some(old), None);
+                return;
+            }
+        }
+        let new = item.state;
+        self.tally.moved(Some(old), Some(new));
+    }
+
+    /// The record is handed to a runner, to start after the run before it:
+    /// it is not chosen again meanwhile.
+    pub fn hand(&mut self, id: u64) {
+        if let Some(item) = self.items.get_mut(&id) {
+            if matches!(item.state, ItemState::Pending { .. }) {
+                self.tally.moved(Some(item.state), Some(ItemState::Handed));
+                item.state = ItemState::Handed;
             }
         }
     }
 
-    /// A run stopped before the program started (the daemon is stopping):
-    /// the record is pending again.
+    /// A run stopped before the program started, or a record handed to a
+    /// runner was given back (the daemon is stopping): it is pending again.
     pub fn interrupted(&mut self, id: u64) {
         if let Some(item) = self.items.get_mut(&id) {
-            if item.state == ItemState::Running {
-                item.state = ItemState::Pending { due_us: 0 };
+            if matches!(item.state, ItemState::Running | ItemState::Handed) {
+                let new = ItemState::Pending { due_us: 0 };
+                self.tally.moved(Some(item.state), Some(new));
+                item.state = new;
             }
         }
     }
@@ -178,26 +237,17 @@ impl Queue {
 
     /// Records pending or running (not failed).
     pub fn depth(&self) -> usize {
-        self.items
-            .values()
-            .filter(|i| i.state != ItemState::Failed)
-            .count()
+        self.items.len() - self.tally.failed
     }
 
     /// Records running.
     pub fn running(&self) -> usize {
-        self.items
-            .values()
-            .filter(|i| i.state == ItemState::Running)
-            .count()
+        self.tally.running
     }
 
     /// Records failed.
     pub fn failed(&self) -> usize {
-        self.items
-            .values()
-            .filter(|i| i.state == ItemState::Failed)
-            .count()
+        self.tally.failed
     }
 
     /// When the oldest record not failed was queued.
@@ -210,6 +260,9 @@ impl Queue {
 
     /// The earliest retry time still ahead of `now_us`, to wake up for.
     pub fn next_due_us(&self, now_us: u64) -> Option<u64> {
+        if self.tally.delayed == 0 {
+            return None;
+        }
         self.items
             .values()
             .filter_map(|i| match i.state {
@@ -232,7 +285,7 @@ impl Queue {
         for item in self.items.values() {
             match item.state {
                 ItemState::Failed => continue,
-                ItemState::Running => {}
+                ItemState::Running | ItemState::Handed => {}
                 ItemState::Pending { due_us } => {
                     if due_us <= now_us && !held.contains_key(item.file.as_slice()) {
                         out.push(item.id);
@@ -348,6 +401,28 @@ mod tests {
     }
 
     #[test]
+    fn a_record_handed_ahead_holds_its_file_and_shows_as_pending() {
+        let mut q = Queue::replay(&[queued(1, "/a"), queued(2, "/a"), queued(3, "/b")]);
+        q.apply(&started(1, 1));
+        q.hand(3);
+        // Record 2 waits for 1 (same file); 3 is handed, not chosen again.
+        assert_eq!(q.next_runnable(0, 4), Vec::<u64>::new());
+        assert_eq!(q.get(3).unwrap().state.as_str(), "pending");
+        assert_eq!((q.depth(), q.running()), (3, 1));
+        // Given back unstarted at a stop: pending, chosen again later.
+        q.interrupted(3);
+        assert_eq!(q.get(3).unwrap().state, ItemState::Pending { due_us: 0 });
+        assert_eq!(q.next_runnable(0, 4), [3]);
+        // Once it starts, the Started entry makes it running.
+        q.hand(3);
+        q.apply(&started(3, 1));
+        assert_eq!(q.running(), 2);
+        // Nothing handed is written: the file's queue has it as running.
+        let replayed = Queue::replay(&q.snapshot());
+        assert_eq!(replayed.get(3).unwrap().attempts, 1);
+    }
+
+    #[test]
     fn one_file_never_runs_twice_at_once_nor_out_of_order() {
         let mut q = Queue::replay(&[
             queued(1, "/a"),
@@ -440,5 +515,45 @@ mod tests {
         let again = Queue::replay(&q.snapshot());
         assert_eq!(again.items, q.items);
         assert_eq!(again.next_id(), 6);
+    }
+
+    /// The counts kept as records change, against a walk of the queue.
+    fn assert_counts(q: &Queue) {
+        let walk = |f: &dyn Fn(&Item) -> bool| q.items.values().filter(|i| f(i)).count();
+        assert_eq!(q.running(), walk(&|i| i.state == ItemState::Running));
+        assert_eq!(q.failed(), walk(&|i| i.state == ItemState::Failed));
+        assert_eq!(q.depth(), walk(&|i| i.state != ItemState::Failed));
+        let due = q
+            .items
+            .values()
+            .filter_map(|i| match i.state {
+                ItemState::Pending { due_us } if due_us > 5 => Some(due_us),
+                _ => None,
+            })
+            .min();
+        assert_eq!(q.next_due_us(5), due);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn counts_follow_every_change(steps in proptest::collection::vec((0u8..9, 1u64..6, 0u64..20), 0..80)) {
+            let mut q = Queue::replay(&[]);
+            for (kind, id, n) in steps {
+                match kind {
+                    0 => q.apply(&queued(id, if n % 2 == 0 { "/a" } else { "/b" })),
+                    1 => q.apply(&started(id, n as u32)),
+                    2 => q.apply(&Entry::RetryAt { id, attempt: 1, due_us: n }),
+                    3 => q.apply(&Entry::Failed { id, attempt: 1 }),
+                    4 => q.apply(&Entry::Requeued { id }),
+                    5 => q.apply(&Entry::Finished { id }),
+                    6 => q.apply(&Entry::Dropped { id }),
+                    7 => q.hand(id),
+                    _ => q.interrupted(id),
+                }
+                assert_counts(&q);
+            }
+            let again = Queue::replay(&q.snapshot());
+            assert_counts(&again);
+        }
     }
 }
