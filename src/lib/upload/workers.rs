@@ -62,7 +62,7 @@ pub struct Ended {
 #[derive(Debug)]
 enum Message {
     Started(RunStarted),
-    Ended(Ended),
+    Ended(Box<Ended>),
 }
 
 fn now_us() -> u64 {
@@ -150,11 +150,11 @@ impl Workers {
                     watch.waiting.fetch_sub(1, Ordering::Relaxed);
                     if watch.stopping() {
                         let result = Err(Skip::Interrupted);
-                        if !tell(Message::Ended(Ended {
+                        if !tell(Message::Ended(Box::new(Ended {
                             job,
                             result,
                             started: false,
-                        })) {
+                        }))) {
                             return;
                         }
                         continue;
@@ -169,11 +169,11 @@ impl Workers {
                         return;
                     }
                     let result = runner.run(&job.record.user, &job.record.file, &mut watch);
-                    if !tell(Message::Ended(Ended {
+                    if !tell(Message::Ended(Box::new(Ended {
                         job,
                         result,
                         started: true,
-                    })) {
+                    }))) {
                         return;
                     }
                 })?;
@@ -243,7 +243,7 @@ impl Workers {
                     if e.started {
                         self.running = self.running.saturating_sub(1);
                     }
-                    ended.push(e);
+                    ended.push(*e);
                 }
             }
         }
