@@ -1202,24 +1202,28 @@ fn audit_events_reach_the_journal_with_their_fields() {
             entries.push(fields);
         }
     }
-    // Queued and processed (a first run's start is told by the processed
-    // event), and the rejected record.
+    // Queued, started and processed, and the rejected record.
     let by_id: BTreeMap<&str, &BTreeMap<String, String>> = entries
         .iter()
         .map(|e| (e["MESSAGE_ID"].as_str(), e))
         .collect();
-    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert_eq!(entries.len(), 4, "{entries:?}");
     assert_eq!(
         by_id.keys().copied().collect::<Vec<_>>(),
         [
             "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60",
             "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a61",
             "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80",
+            "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81",
         ]
     );
     let queued = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80"];
     assert_eq!(queued["QUEUE_ID"], "1");
     assert_eq!(queued["UPLOAD_FILE"], String::from_utf8_lossy(&file));
+    let started = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81"];
+    assert_eq!(started["QUEUE_ID"], "1");
+    assert_eq!(started["QUEUE_ATTEMPT"], "1");
+    assert_eq!(started["UPLOAD_FILE"], String::from_utf8_lossy(&file));
     let processed = by_id["5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a60"];
     assert_eq!(processed["QUEUE_ID"], "1");
     assert_eq!(processed["QUEUE_ATTEMPT"], "1");

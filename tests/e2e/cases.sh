@@ -1044,12 +1044,13 @@ wait_runs() { # secs file...: until every file ran at least once
         done
     done
 }
-# rerun_since TIME: files whose run started again since TIME (the reader
-# logs a run's start from the second attempt: with no retries configured,
-# the runs that were in flight when a reader died).
+# rerun_since TIME: files whose run started again (a second attempt or
+# later) since TIME: with no retries configured, the runs that were in
+# flight when a reader died.
 rerun_since() {
     ct journalctl --no-pager -q -o json -u "$READER_UNIT" --since "$1" \
-        MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81 | jq -r '.UPLOAD_FILE' | sort -u
+        MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81 |
+        jq -r 'select((.QUEUE_ATTEMPT | tonumber) > 1) | .UPLOAD_FILE' | sort -u
 }
 
 case_queue_kill_backlog() {

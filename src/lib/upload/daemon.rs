@@ -865,11 +865,7 @@ impl<'a> MainLoop<'a> {
         self.write_or_keep(entries.clone());
         for (entry, s) in entries.iter().zip(&started) {
             self.queue.apply(entry);
-            if s.job.attempt > 1 {
-                // A first run's start is in its end's event
-                // (QUEUE_WAIT_USEC): one journal entry less per upload.
-                events::started(&s.job);
-            }
+            events::started(&s.job);
         }
         self.metrics
             .run_starts(self.workers.running() as u64, self.reader.fd());
@@ -951,33 +947,21 @@ mod events {
         String::from_utf8_lossy(bytes).into_owned()
     }
 
-    /// One event per batch taken from the pipe (one journal entry for a
-    /// burst): the file named when the batch is one record.
+    /// One event per record taken from the pipe; `depth` is the queue's
+    /// depth once they are all in.
     pub fn queued(entries: &[Entry], depth: usize) {
-        let ids = || entries.iter().map(Entry::id);
-        let (Some(first), Some(last)) = (ids().min(), ids().max()) else {
-            return;
-        };
-        if let [Entry::Queued { user, file, .. }] = entries {
+        for entry in entries {
+            let Entry::Queued { id, user, file, .. } = entry else {
+                continue;
+            };
             let file = lossy(file);
             tracing::info!(
                 MESSAGE_ID = message_ids::QUEUED,
-                QUEUE_ID = first,
-                QUEUE_COUNT = 1u64,
+                QUEUE_ID = id,
                 QUEUE_DEPTH = depth as u64,
                 UPLOAD_FILE = file.as_str(),
                 UPLOAD_VUSER = lossy(user).as_str(),
-                "{file}: queued (record {first})"
-            );
-        } else {
-            tracing::info!(
-                MESSAGE_ID = message_ids::QUEUED,
-                QUEUE_ID = first,
-                QUEUE_ID_LAST = last,
-                QUEUE_COUNT = entries.len() as u64,
-                QUEUE_DEPTH = depth as u64,
-                "{} uploads queued (records {first} to {last})",
-                entries.len()
+                "{file}: queued (record {id})"
             );
         }
     }
