@@ -10,6 +10,14 @@
 //! hybrid hierarchy), memory and task counts are sampled every
 //! [`SAMPLE_EVERY`] and the run is killed when over its limit. The
 //! program's output lines go to the journal with the upload's fields.
+//!
+//! All that does not depend on the request (the peer check, the settings,
+//! the program's check, the cgroups) is done before the request is read: a
+//! unit the reader started ahead, while a backlog is worked through (see
+//! [`client`](super::client)), is ready when its run comes. A connection
+//! that ends before any request ([`Waited::Closed`]), or brings none within
+//! [`REQUEST_WAIT`], was a spare not needed: the instance removes its
+//! cgroup and exits successfully. The run's timeout counts from the request.
 
 use std::ffi::CString;
 use std::io;
@@ -155,22 +163,41 @@ fn unit_name() -> String {
         .unwrap_or_default()
 }
 
-/// Serves the connection systemd passed: reads the request, runs the
-/// program as the configuration says for `profile`, answers.
-pub fn serve(profile: Profile) -> Result<(), InstanceError> {
-    let conn = systemd::take_listen_fds()
-        .ok()
-        .and_then(|fds| fds.into_iter().next())
-        .ok_or(InstanceError::NoConnection)?
-        .fd;
-    program::close_inherited_on_exec().ok();
-    let uid = passfd::peer_uid(conn.as_fd())
-        .map_err(|e| InstanceError::BadRequest(format!("no peer credentials: {e}")))?;
-    if uid != 0 {
-        return Err(InstanceError::NotRoot(uid));
+/// How long an instance waits for its request: a spare connection the
+/// reader made ahead is used within seconds or closed.
+pub const REQUEST_WAIT: Duration = Duration::from_secs(60);
+
+/// What came on the connection before any run.
+#[derive(Debug)]
+pub enum Waited {
+    /// The request, with the file's descriptor when attached.
+    Request(Request, Option<OwnedFd>),
+    /// The reader closed the connection without a request: a spare it did
+    /// not need.
+    Closed,
+    /// No request within the bound.
+    TimedOut,
+}
+
+/// Waits at most `within` for the request on `conn`.
+pub fn await_request(conn: BorrowedFd<'_>, within: Duration) -> Result<Waited, InstanceError> {
+    let until = Instant::now() + within;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let [ready] = wait_readable([Some(conn)], Some(left))
+            .map_err(|e| InstanceError::BadRequest(e.to_string()))?;
+        if ready {
+            break;
+        }
+        if left.is_zero() {
+            return Ok(Waited::TimedOut);
+        }
     }
-    let got = passfd::receive(conn.as_fd(), MAX_MESSAGE)
-        .map_err(|e| InstanceError::BadRequest(e.to_string()))?;
+    let got =
+        passfd::receive(conn, MAX_MESSAGE).map_err(|e| InstanceError::BadRequest(e.to_string()))?;
+    if got.bytes.is_empty() && got.fd.is_none() && !got.truncated {
+        return Ok(Waited::Closed);
+    }
     if got.truncated {
         return Err(InstanceError::BadRequest(
             "message or descriptors cut short".into(),
@@ -183,8 +210,22 @@ pub fn serve(profile: Profile) -> Result<(), InstanceError> {
             "descriptor announced but not attached, or the other way round".into(),
         ));
     }
-    let unit = unit_name();
-    let start = Instant::now();
+    Ok(Waited::Request(request, got.fd))
+}
+
+/// What a run needs that does not depend on its request, made before the
+/// request comes.
+struct Prepared {
+    settings: RunSettings,
+    hook: io::Result<Hook>,
+    place: Place,
+    /// Warnings from making the place.
+    notes: Vec<String>,
+}
+
+/// Reads the settings for `profile`, checks the program and makes the
+/// run's cgroups; `Err` with the reason the program cannot run.
+fn prepare(profile: Profile) -> Result<Prepared, String> {
     let settings = UploadscriptConfig::load(None)
         .map_err(|e| e.to_string())
         .map(|mut file| {
@@ -201,9 +242,60 @@ pub fn serve(profile: Profile) -> Result<(), InstanceError> {
             }
             check_program(&s.program, s.identity.0, s.identity.1).map_err(|e| e.to_string())?;
             Ok(s)
-        });
-    let answer = match settings {
-        Ok(settings) => run(&settings, profile, &request, got.fd, &conn, &unit, start),
+        })?;
+    let hook = Hook::new(HookConfig {
+        program: settings.program.clone(),
+        timeout: settings.timeout,
+        keep_env: settings.keep_env,
+        capture_output: settings.capture_output,
+        hash: settings.hash,
+    });
+    let mut notes = Vec::new();
+    let place = place(&settings, &mut notes);
+    Ok(Prepared {
+        settings,
+        hook,
+        place,
+        notes,
+    })
+}
+
+/// Serves the connection systemd passed: prepares the run as the
+/// configuration says for `profile`, waits for the request, runs the
+/// program, answers. A connection closed before any request (a spare the
+/// reader did not need) ends the instance at once, successfully.
+pub fn serve(profile: Profile) -> Result<(), InstanceError> {
+    let conn = systemd::take_listen_fds()
+        .ok()
+        .and_then(|fds| fds.into_iter().next())
+        .ok_or(InstanceError::NoConnection)?
+        .fd;
+    program::close_inherited_on_exec().ok();
+    let uid = passfd::peer_uid(conn.as_fd())
+        .map_err(|e| InstanceError::BadRequest(format!("no peer credentials: {e}")))?;
+    if uid != 0 {
+        return Err(InstanceError::NotRoot(uid));
+    }
+    let unit = unit_name();
+    // Ready before the request: the unit may have been started ahead.
+    let prepared = prepare(profile);
+    let (request, file) = match await_request(conn.as_fd(), REQUEST_WAIT)? {
+        Waited::Request(request, file) => (request, file),
+        Waited::Closed => {
+            tracing::debug!(
+                SCRIPT_UNIT = unit.as_str(),
+                "not needed: the reader closed the connection"
+            );
+            return Ok(());
+        }
+        Waited::TimedOut => {
+            tracing::debug!(SCRIPT_UNIT = unit.as_str(), "not needed: no request came");
+            return Ok(());
+        }
+    };
+    let start = Instant::now();
+    let answer = match prepared {
+        Ok(prepared) => run(prepared, profile, &request, file, &conn, &unit, start),
         Err(why) => {
             tracing::error!(SCRIPT_UNIT = unit.as_str(), "cannot run the program: {why}");
             Answer {
@@ -287,11 +379,22 @@ fn drain(fd: BorrowedFd<'_>, lines: &mut Lines<'_>) -> bool {
     }
 }
 
-/// Where the run's processes are, and how its limits are kept.
+/// Where the run's processes are, and how its limits are kept; its
+/// cgroup `program` is removed when it is dropped.
 struct Place {
     program: Option<Cgroup>,
     kernel_memory: bool,
     kernel_tasks: bool,
+    /// `cpu_quota` in percent, when it could not be applied.
+    cpu_unapplied: Option<u32>,
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        if let Some(group) = &self.program {
+            let _ = group.remove();
+        }
+    }
 }
 
 fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
@@ -300,6 +403,7 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
             program: None,
             kernel_memory: false,
             kernel_tasks: false,
+            cpu_unapplied: None,
         };
     };
     let mut wanted = Vec::new();
@@ -335,6 +439,7 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
                 program: None,
                 kernel_memory: false,
                 kernel_tasks: false,
+                cpu_unapplied: None,
             };
         }
     };
@@ -342,6 +447,7 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
     let on = |c: &str| enabled.iter().any(|e| e == c);
     let mut kernel_memory = false;
     let mut kernel_tasks = false;
+    let mut cpu_unapplied = None;
     if let (Some(max), true) = (settings.memory_max, on("memory")) {
         kernel_memory = program.write("memory.max", &max.to_string()).is_ok();
         let _ = program.write("memory.swap.max", "0");
@@ -357,20 +463,19 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
                 .write("cpu.max", &format!("{quota} {period}"))
                 .is_ok())
         {
-            tracing::info!(
-                "cpu_quota = \"{percent}%\" not applied: no cpu controller for this unit"
-            );
+            cpu_unapplied = Some(percent);
         }
     }
     Place {
         program: Some(program),
         kernel_memory,
         kernel_tasks,
+        cpu_unapplied,
     }
 }
 
 fn run(
-    settings: &RunSettings,
+    prepared: Prepared,
     profile: Profile,
     request: &Request,
     file: Option<OwnedFd>,
@@ -389,6 +494,13 @@ fn run(
         cpu_usec: None,
         peak_bytes: None,
     };
+    let Prepared {
+        settings,
+        hook,
+        place,
+        notes,
+    } = prepared;
+    let settings = &settings;
     // The timeout counts from the request: hashing is part of the run.
     let deadline = settings.timeout.and_then(|t| start.checked_add(t));
     let file = file.and_then(|f| program::move_high(f).ok());
@@ -410,13 +522,7 @@ fn run(
                 .push("cannot hash the file: it could not be opened".into()),
         }
     }
-    let hook = match Hook::new(HookConfig {
-        program: settings.program.clone(),
-        timeout: settings.timeout,
-        keep_env: settings.keep_env,
-        capture_output: settings.capture_output,
-        hash: settings.hash,
-    }) {
+    let hook = match hook {
         Ok(hook) => hook,
         Err(e) => {
             answer.ending = Ending::Unstartable(format!("cannot prepare the run: {e}"));
@@ -424,7 +530,10 @@ fn run(
         }
     };
     let env = hook.environment(&request.facts, &request.vuser, file.is_some());
-    let place = place(settings, &mut answer.notes);
+    answer.notes.extend(notes);
+    if let Some(percent) = place.cpu_unapplied {
+        tracing::info!("cpu_quota = \"{percent}%\" not applied: no cpu controller for this unit");
+    }
     let outcome = spawn_and_wait(
         settings,
         profile,
@@ -449,9 +558,7 @@ fn run(
         }
         Err(e) => answer.ending = Ending::Unstartable(e.to_string()),
     }
-    if let Some(group) = &place.program {
-        let _ = group.remove();
-    }
+    drop(place);
     answer
 }
 
@@ -664,4 +771,76 @@ fn spawn_and_wait(
 /// The run socket of `profile`.
 pub fn socket_of(profile: Profile) -> &'static Path {
     Path::new(profile.socket())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upload::program::FileFacts;
+    use std::io::{Read, Seek, Write};
+
+    fn request(fd_attached: bool) -> Request {
+        Request {
+            vuser: b"alice".to_vec(),
+            file: b"/srv/ftp/alice/x.pdf".to_vec(),
+            facts: FileFacts {
+                size: 7,
+                perms: 0o644,
+                uid: 1000,
+                gid: 1000,
+                user: None,
+                group: None,
+            },
+            fd_attached,
+        }
+    }
+
+    #[test]
+    fn a_connection_closed_before_any_request_was_not_needed() {
+        let (reader, conn) = passfd::seqpacket_pair().unwrap();
+        drop(reader);
+        let waited = await_request(conn.as_fd(), REQUEST_WAIT).unwrap();
+        assert!(matches!(waited, Waited::Closed), "{waited:?}");
+    }
+
+    #[test]
+    fn no_request_within_the_bound_is_not_needed_either() {
+        let (_reader, conn) = passfd::seqpacket_pair().unwrap();
+        let waited = await_request(conn.as_fd(), Duration::ZERO).unwrap();
+        assert!(matches!(waited, Waited::TimedOut), "{waited:?}");
+    }
+
+    #[test]
+    fn a_request_that_comes_later_is_served_with_its_file() {
+        let (reader, conn) = passfd::seqpacket_pair().unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(b"content").unwrap();
+        file.rewind().unwrap();
+        passfd::send(reader.as_fd(), &request(true).encode(), Some(file.as_fd())).unwrap();
+        match await_request(conn.as_fd(), REQUEST_WAIT).unwrap() {
+            Waited::Request(got, Some(fd)) => {
+                assert_eq!(got, request(true));
+                let mut text = String::new();
+                std::fs::File::from(fd).read_to_string(&mut text).unwrap();
+                assert_eq!(text, "content");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_bad_request_is_still_an_error() {
+        let (reader, conn) = passfd::seqpacket_pair().unwrap();
+        passfd::send(reader.as_fd(), &request(true).encode(), None).unwrap();
+        match await_request(conn.as_fd(), REQUEST_WAIT) {
+            Err(InstanceError::BadRequest(why)) => assert!(why.contains("descriptor"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        let (reader, conn) = passfd::seqpacket_pair().unwrap();
+        passfd::send(reader.as_fd(), b"PURN\x01A", None).unwrap();
+        assert!(matches!(
+            await_request(conn.as_fd(), REQUEST_WAIT),
+            Err(InstanceError::BadRequest(_))
+        ));
+    }
 }

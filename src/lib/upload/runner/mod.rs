@@ -6,7 +6,8 @@
 //! binary with `--run-instance PROFILE`. The reader ([`client`]) checks the
 //! file as in process mode, connects once per record, sends the record, what
 //! it saw of the file and the file's descriptor ([`wire`]), and waits for the
-//! answer while its own loop goes on. The instance ([`instance`]) reads the
+//! answer while its own loop goes on; while more records wait, it connects
+//! the next run's unit ahead, during the current run. The instance ([`instance`]) reads the
 //! program, identity, timeout and limits from its own configuration, runs the
 //! program in a sub-cgroup of its unit with the same argv, `UPLOAD_*`
 //! variables and `UPLOAD_FD=3` as in process mode, logs the program's output
