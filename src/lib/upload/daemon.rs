@@ -564,6 +564,10 @@ impl<'a> MainLoop<'a> {
         busy |= self.requests();
         busy |= self.collect();
         busy |= self.dispatch();
+        // Handed jobs not started yet are counted by the workers themselves.
+        let handed = self.workers.busy().saturating_sub(self.workers.running());
+        self.workers
+            .set_queued(self.queue.ready().saturating_sub(handed));
         if busy {
             program::Watch::wake(&mut self.supervisor);
             Ok(())

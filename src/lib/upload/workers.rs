@@ -77,6 +77,7 @@ fn now_us() -> u64 {
 struct Stopping {
     stopping: Arc<AtomicBool>,
     waiting: Arc<AtomicUsize>,
+    queued: Arc<AtomicUsize>,
 }
 
 impl Watch for Stopping {
@@ -91,7 +92,7 @@ impl Watch for Stopping {
         self.stopping.load(Ordering::Relaxed)
     }
     fn more_to_come(&self) -> bool {
-        self.waiting.load(Ordering::Relaxed) > 0
+        self.waiting.load(Ordering::Relaxed) > 0 || self.queued.load(Ordering::Relaxed) > 0
     }
 }
 
@@ -104,6 +105,8 @@ pub struct Workers {
     stopping: Arc<AtomicBool>,
     /// Jobs handed over that no worker has taken yet.
     waiting: Arc<AtomicUsize>,
+    /// Records ready to run that are not handed over yet.
+    queued: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
     count: usize,
     /// Jobs handed over and not ended.
@@ -122,6 +125,7 @@ impl Workers {
         let (messages_tx, messages_rx) = mpsc::channel();
         let stopping = Arc::new(AtomicBool::new(false));
         let waiting = Arc::new(AtomicUsize::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
         let count = count.max(1) as usize;
         let mut threads = Vec::new();
         for n in 0..count {
@@ -132,6 +136,7 @@ impl Workers {
             let mut watch = Stopping {
                 stopping: Arc::clone(&stopping),
                 waiting: Arc::clone(&waiting),
+                queued: Arc::clone(&queued),
             };
             // A full wake pipe already says there is something.
             let tell = move |message| {
@@ -185,6 +190,7 @@ impl Workers {
             wake_r,
             stopping,
             waiting,
+            queued,
             threads,
             count,
             busy: 0,
@@ -209,6 +215,12 @@ impl Workers {
                 self.waiting.fetch_sub(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Tells the runs that `ready` records (not handed over) wait to run
+    /// besides the jobs handed over.
+    pub fn set_queued(&self, ready: usize) {
+        self.queued.store(ready, Ordering::Relaxed);
     }
 
     /// Jobs handed over and not ended (started or not).
@@ -384,6 +396,20 @@ mod tests {
         );
         assert!(started[1].at_us >= started[0].at_us + 150_000);
         assert_eq!(workers.room(), 2);
+    }
+
+    #[test]
+    fn records_not_handed_over_yet_count_as_more_to_come() {
+        let sleeper = Arc::new(Sleeper::default());
+        let mut workers = Workers::start(sleeper.clone(), 1).unwrap();
+        workers.set_queued(3);
+        workers.submit(job(0, 10));
+        until_ended(&mut workers, 1);
+        workers.set_queued(0);
+        workers.submit(job(1, 10));
+        until_ended(&mut workers, 1);
+        let seen = sleeper.seen.lock().unwrap().clone();
+        assert_eq!(seen, [("10".into(), true), ("10".into(), false)]);
     }
 
     #[test]

@@ -240,6 +240,12 @@ impl Queue {
         self.items.len() - self.tally.failed
     }
 
+    /// Records that may run without waiting for a retry time: pending
+    /// (not delayed) or handed to a runner.
+    pub fn ready(&self) -> usize {
+        self.items.len() - self.tally.failed - self.tally.running - self.tally.delayed
+    }
+
     /// Records running.
     pub fn running(&self) -> usize {
         self.tally.running
@@ -523,6 +529,13 @@ mod tests {
         assert_eq!(q.running(), walk(&|i| i.state == ItemState::Running));
         assert_eq!(q.failed(), walk(&|i| i.state == ItemState::Failed));
         assert_eq!(q.depth(), walk(&|i| i.state != ItemState::Failed));
+        assert_eq!(
+            q.ready(),
+            walk(&|i| matches!(
+                i.state,
+                ItemState::Handed | ItemState::Pending { due_us: 0 }
+            ))
+        );
         let due = q
             .items
             .values()
