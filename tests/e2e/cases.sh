@@ -42,7 +42,7 @@ case_boot() {
     [ "$nets" = "lo " ] || fail "container has network interfaces other than lo: $nets"
     ct systemd-cat -t e2e-probe echo "journal-probe-$$"
     wait_until 10 "the journal to record a probe message" \
-        cts 'journalctl -q --no-pager -t e2e-probe | grep -q "journal-probe-$1"' "$$"
+        cts 'journalctl -q --no-pager -t e2e-probe | grep "journal-probe-$1" >/dev/null' "$$"
 }
 
 # ---------------------------------------------------------------------------
@@ -160,7 +160,7 @@ case_package_install() {
 
     local tool div
     for tool in /usr/sbin/pure-ftpwho /usr/sbin/pure-uploadscript; do
-        ct dpkg-query -L "$PKG_NAME" | grep -qx "$tool" || fail "$PKG_NAME does not ship $tool"
+        ct dpkg-query -L "$PKG_NAME" | grep -x "$tool" >/dev/null || fail "$PKG_NAME does not ship $tool"
         div=$(ct dpkg-divert --listpackage "$tool")
         [ "$div" = "$PKG_NAME" ] || fail "$tool is not diverted by $PKG_NAME (diverted by: '$div')"
         ct test -x "$(ct dpkg-divert --truename "$tool")" ||
@@ -285,7 +285,7 @@ case_watchdog() {
     dt=$((SECONDS - t0))
     note "restarted after ${dt}s as pid $(main_pid "$READER_UNIT")"
     [ "$(unit_prop "$READER_UNIT" NRestarts)" -gt "$restarts0" ] || fail "NRestarts did not increase"
-    ct journalctl -q --no-pager -u "$READER_UNIT" --since "-$((dt + 5))s" | grep -qi 'watchdog timeout' ||
+    ct journalctl -q --no-pager -u "$READER_UNIT" --since "-$((dt + 5))s" | grep -i 'watchdog timeout' >/dev/null ||
         fail "systemd did not log a watchdog timeout for $READER_UNIT"
     if ct kill -0 "$old" 2>/dev/null; then fail "the frozen reader $old still exists"; fi
     wait_processed 20 "${files[@]}"
@@ -698,7 +698,7 @@ EOF2
     jq -e '(.SCRIPT_CPU_USEC | test("^[0-9]+$")) and (.SCRIPT_MEMORY_PEAK | test("^[1-9][0-9]*$"))' \
         <<<"$entry" >/dev/null || fail "no CPU time or peak memory in the audit: $entry"
     # 1 syslog, 2 /var/log, 3 /tmp, 4 chmod, 5 chown, 6 webhook, 7 /srv, 8 rename.
-    ct journalctl -q --no-pager -t e2e-everyday | grep -q "syslog: $base" || fail "1: nothing in syslog"
+    ct journalctl -q --no-pager -t e2e-everyday | grep "syslog: $base" >/dev/null || fail "1: nothing in syslog"
     ct grep -qx "$base" /var/log/e2e-everyday.log || fail "2: /var/log/e2e-everyday.log lacks $base"
     ct grep -qx "$base" "/tmp/e2e-everyday-$base" || fail "3: /tmp/e2e-everyday-$base is not visible"
     [ "$(ct stat -c %a "$f.done")" = 640 ] || fail "4: mode of the upload is $(ct stat -c %a "$f.done")"
@@ -710,7 +710,7 @@ EOF2
     json=$(ct journalctl --no-pager -q -o json "UPLOAD_FILE=$f" SCRIPT_STREAM=stdout)
     jq -e --arg u "$unit" 'select(.MESSAGE | test("everyday done: .* uid 0")) | select(._SYSTEMD_UNIT == $u)' \
         <<<"$json" >/dev/null || fail "the program's stdout is not in the journal under UPLOAD_FILE=$f and its unit: $json"
-    ct journalctl --no-pager -q -o cat "UPLOAD_FILE=$f" SCRIPT_STREAM=stderr | grep -q "a warning on stderr" ||
+    ct journalctl --no-pager -q -o cat "UPLOAD_FILE=$f" SCRIPT_STREAM=stderr | grep "a warning on stderr" >/dev/null ||
         fail "the program's stderr is not in the journal"
     note "journalctl UPLOAD_FILE=$f: $(ct journalctl --no-pager -q -o cat "UPLOAD_FILE=$f" | tr '\n' '|')"
 }
@@ -823,7 +823,7 @@ case_second_reader() {
     inst=uploadscript@$(ct systemd-escape --path "$FIFO").service
     ct systemctl start "$inst" || true
     wait_until 15 "$inst to fail" unit_is "$inst" failed
-    ct journalctl -q --no-pager -u "$inst" | grep -q "already has a reader (pid $first)" ||
+    ct journalctl -q --no-pager -u "$inst" | grep "already has a reader (pid $first)" >/dev/null ||
         fail "$inst did not say why it stopped"
     ct systemctl reset-failed "$inst" || true
     [ "$(main_pid "$READER_UNIT")" = "$first" ] || fail "the first reader changed"
@@ -885,7 +885,7 @@ case_debian_uploadscript() {
         [ "$hooks" = 1 ] || fail "the program ran $hooks times for $f"
     done
     note "readers: $(ct pgrep -a pure-uploadscr | tr '\n' '|')"
-    ct journalctl -q --no-pager -t pure-uploadscript --since -2min | grep -q "not starting a second reader" ||
+    ct journalctl -q --no-pager -t pure-uploadscript --since -2min | grep "not starting a second reader" >/dev/null ||
         fail "the init script's reader did not leave the pipe to $READER_UNIT"
     # The init script's stop sends SIGTERM to every /usr/sbin/pure-uploadscript:
     # the service's reader exits cleanly and systemd starts it again.
@@ -1131,8 +1131,8 @@ case_queue_disk_full() {
     queue_upload_all "$SRC/qfull" "$log"
     expect_stream_done "$log"
     wait_until 15 "the reader to say why it stopped reading the pipe" \
-        cts 'systemctl show -P StatusText "$1" | grep -q "not reading the pipe: No space left on device"' "$READER_UNIT"
-    ct journalctl -q --no-pager -u "$READER_UNIT" MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a85 | grep -q . ||
+        cts 'systemctl show -P StatusText "$1" | grep "not reading the pipe: No space left on device" >/dev/null' "$READER_UNIT"
+    ct journalctl -q --no-pager -u "$READER_UNIT" MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a85 | grep . >/dev/null ||
         fail "no INTAKE_STOPPED event"
     local last=${files[-1]}
     [ "$(runs_of "$last")" = 0 ] || fail "${last##*/} ran although the queue could not take it"
@@ -1141,7 +1141,7 @@ case_queue_disk_full() {
     wait_runs 60 "${files[@]}"
     sleep 1
     expect_runs "" "${files[@]}"
-    ct journalctl -q --no-pager -u "$READER_UNIT" MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a86 | grep -q . ||
+    ct journalctl -q --no-pager -u "$READER_UNIT" MESSAGE_ID=5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a86 | grep . >/dev/null ||
         fail "no INTAKE_RESUMED event"
     ct systemctl stop "$READER_UNIT"
     ct umount "$QUEUE_DIR"

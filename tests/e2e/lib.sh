@@ -123,7 +123,7 @@ main_pid_changed() {
 # Package ------------------------------------------------------------------
 
 require_package() {
-    if ! ct dpkg-query -W -f='${Status}' "$PKG_NAME" 2>/dev/null | grep -q 'ok installed'; then
+    if ! ct dpkg-query -W -f='${Status}' "$PKG_NAME" 2>/dev/null | grep 'ok installed' >/dev/null; then
         fail "package $PKG_NAME is not installed in the container (see case package-install${E2E_DEB_ERROR:+: $E2E_DEB_ERROR})"
     fi
 }
