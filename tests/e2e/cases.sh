@@ -1244,8 +1244,38 @@ int main(int argc, char **argv)
     return 0;
 }
 C
+         cat > /tmp/bench-floor.c <<"C"
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+extern char **environ;
+/* The floor: the program run on each file, one at a time, by posix_spawn
+   and waitpid alone (no pipe, no record, no log). */
+int main(int argc, char **argv)
+{
+    long n = atol(argv[1]);
+    char file[512];
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long i = 0; i <= n; i++) {
+        if (i < n) snprintf(file, sizeof file, "/srv/bench-q/f-%ld", i);
+        else snprintf(file, sizeof file, "/srv/bench-q/last");
+        char *args[] = { "/usr/local/bin/bench-q-hook", file, 0 };
+        pid_t pid;
+        int status;
+        if (posix_spawn(&pid, args[0], 0, 0, args, environ) != 0) { perror("posix_spawn"); return 1; }
+        waitpid(pid, &status, 0);
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    printf("%ld\n", (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+    return 0;
+}
+C
          cc -O2 -o /usr/local/bin/bench-q-hook /tmp/bench-hook.c
-         cc -O2 -o /usr/local/bin/bench-q-writer /tmp/bench-writer.c' "$n" "$ms"
+         cc -O2 -o /usr/local/bin/bench-q-writer /tmp/bench-writer.c
+         cc -O2 -o /usr/local/bin/bench-q-floor /tmp/bench-floor.c' "$n" "$ms"
     allow_process_mode
     use_config "run = \"/usr/local/bin/bench-q-hook\"
 isolation = \"process\"
@@ -1258,9 +1288,12 @@ jobs = $jobs"
              t1=$(date +%s%N)
              echo $(((t1 - t0) / 1000000))' "$FIFO" "$n"
     }
-    local -a cs=() ours=()
+    local -a cs=() ours=() floors=()
     for ((r = 1; r <= rounds; r++)); do
         ct systemctl stop "$READER_PATH_UNIT" "$READER_UNIT"
+        # The floor, in a unit as the C reader: the program run on every
+        # file one at a time, with nothing else.
+        floors+=("$(ct systemd-run --quiet --wait --pipe bench-q-floor "$n")")
         ct systemd-run --quiet --unit=bench-q-c /usr/sbin/pure-uploadscript.distrib -r /usr/local/bin/bench-q-hook
         sleep 0.5
         cs+=("$(timed)")
@@ -1269,13 +1302,14 @@ jobs = $jobs"
         wait_until 15 "$READER_UNIT to be active" unit_is "$READER_UNIT" active
         sleep 0.5
         ours+=("$(timed)")
-        note "round $r: C ${cs[-1]} ms, ours ${ours[-1]} ms for $n records"
-        echo "BENCH round $r c_ms ${cs[-1]} ours_ms ${ours[-1]}"
+        note "round $r: floor ${floors[-1]} ms, C ${cs[-1]} ms, ours ${ours[-1]} ms for $n records"
+        echo "BENCH round $r floor_ms ${floors[-1]} c_ms ${cs[-1]} ours_ms ${ours[-1]}"
     done
-    local cm om
+    local cm om fm
     cm=$(printf '%s\n' "${cs[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
     om=$(printf '%s\n' "${ours[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    echo "BENCH median c_ms $cm ours_ms $om ratio $(awk -v a="$om" -v b="$cm" 'BEGIN { printf "%.2f", a / b }') uploads_per_s_c $(awk -v t="$cm" -v n="$n" 'BEGIN { printf "%.1f", (n + 1) * 1000 / t }') uploads_per_s_ours $(awk -v t="$om" -v n="$n" 'BEGIN { printf "%.1f", (n + 1) * 1000 / t }') n $n program_ms $ms jobs $jobs rounds $rounds load $(cut -d' ' -f1-3 /proc/loadavg)"
+    fm=$(printf '%s\n' "${floors[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+    echo "BENCH median floor_ms $fm c_ms $cm ours_ms $om ratio $(awk -v a="$om" -v b="$cm" 'BEGIN { printf "%.2f", a / b }') c_to_floor $(awk -v a="$cm" -v b="$fm" 'BEGIN { printf "%.2f", a / b }') ours_to_floor $(awk -v a="$om" -v b="$fm" 'BEGIN { printf "%.2f", a / b }') uploads_per_s_c $(awk -v t="$cm" -v n="$n" 'BEGIN { printf "%.1f", (n + 1) * 1000 / t }') uploads_per_s_ours $(awk -v t="$om" -v n="$n" 'BEGIN { printf "%.1f", (n + 1) * 1000 / t }') n $n program_ms $ms jobs $jobs rounds $rounds load $(cut -d' ' -f1-3 /proc/loadavg)"
     use_config
     allow_process_mode off
 }
