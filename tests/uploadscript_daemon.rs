@@ -1355,6 +1355,33 @@ fn jobs_run_side_by_side_but_one_file_at_a_time_in_upload_order() {
 }
 
 #[test]
+fn one_job_runs_every_record_in_upload_order_even_one_file_many_times() {
+    let fx = Fixture::new();
+    let program = logging_program(&fx, "0.05");
+    std::fs::write(fx.path("none.toml"), "jobs = 1\n").unwrap();
+    let daemon = fx.start(&["-r", program.to_str().unwrap()]);
+    let a = fx.file("a", b"1");
+    let b = fx.file("b", b"2");
+    let order = [&a, &a, &a, &b, &a, &b, &b];
+    let mut stream = Vec::new();
+    for f in order {
+        stream.extend(record(b"u", f));
+    }
+    fx.write(&stream);
+    let log = wait_log(&fx, &daemon, order.len());
+    daemon.stop();
+    // One at a time, as written into the pipe.
+    let expected: Vec<String> = order
+        .iter()
+        .flat_map(|f| {
+            let f = String::from_utf8_lossy(f);
+            [format!("start {f}"), format!("end {f}")]
+        })
+        .collect();
+    assert_eq!(log, expected);
+}
+
+#[test]
 fn failed_runs_are_retried_then_kept_until_an_administrator_acts() {
     let fx = Fixture::new();
     let program = logging_program(&fx, "0");

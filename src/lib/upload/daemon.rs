@@ -830,7 +830,9 @@ impl<'a> MainLoop<'a> {
         if self.supervisor.stop.is_some() {
             return false;
         }
-        let ids = self.queue.next_runnable(now_us(), self.workers.room());
+        let ids = self
+            .queue
+            .next_runnable(now_us(), self.workers.room(), self.settings.jobs == 1);
         if ids.is_empty() {
             return false;
         }

@@ -4,10 +4,10 @@
 //! [`Workers::fd`], readable once a run has started or ended, and keeps the
 //! pipe, the signals and the watchdog going meanwhile.
 //!
-//! Jobs may be handed over ahead (up to one more per worker): a worker then
-//! starts the next run as soon as one ends, while the main loop settles the
-//! one that ended. A job handed over is started in the order it was handed;
-//! one taken after the stop began is given back unstarted.
+//! A single worker may be handed one job ahead: it then starts the next
+//! run as soon as one ends, while the main loop settles the one that ended.
+//! Jobs are started in the order they were handed over; one taken after the
+//! stop began is given back unstarted.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -198,10 +198,13 @@ impl Workers {
         })
     }
 
-    /// Jobs that may be handed over now: one per worker to run, and one
-    /// more per worker to start as soon as a run ends.
+    /// Jobs that may be handed over now: one per worker to run and, with a
+    /// single worker, one more that it starts as soon as its run ends (it
+    /// runs them in the order handed over; several workers could run two
+    /// runs of one file at once).
     pub fn room(&self) -> usize {
-        (2 * self.count).saturating_sub(self.busy)
+        let ahead = usize::from(self.count == 1);
+        (self.count + ahead).saturating_sub(self.busy)
     }
 
     /// Hands `job` over; it starts once a worker is free (call only while

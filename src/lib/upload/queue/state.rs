@@ -281,7 +281,12 @@ impl Queue {
     /// The records that may start now, oldest first, at most `free`: due,
     /// and with no run going on nor an older record still to run for the
     /// same file.
-    pub fn next_runnable(&self, now_us: u64, free: usize) -> Vec<u64> {
+    ///
+    /// `serial` (one worker, which runs what it is handed one at a time in
+    /// that order): the records to run next in upload order, after those
+    /// running or handed over, which then hold no file; a record waiting
+    /// for its retry still holds its file.
+    pub fn next_runnable(&self, now_us: u64, free: usize, serial: bool) -> Vec<u64> {
         let mut out = Vec::new();
         if free == 0 {
             return out;
@@ -291,12 +296,16 @@ impl Queue {
         for item in self.items.values() {
             match item.state {
                 ItemState::Failed => continue,
+                ItemState::Running | ItemState::Handed if serial => continue,
                 ItemState::Running | ItemState::Handed => {}
                 ItemState::Pending { due_us } => {
                     if due_us <= now_us && !held.contains_key(item.file.as_slice()) {
                         out.push(item.id);
                         if out.len() == free {
                             return out;
+                        }
+                        if serial {
+                            continue;
                         }
                     }
                 }
@@ -398,11 +407,11 @@ mod tests {
     #[test]
     fn one_job_runs_in_upload_order() {
         let mut q = Queue::replay(&[queued(1, "/a"), queued(2, "/b"), queued(3, "/a")]);
-        assert_eq!(q.next_runnable(0, 1), [1]);
+        assert_eq!(q.next_runnable(0, 1, false), [1]);
         q.apply(&started(1, 1));
-        assert_eq!(q.next_runnable(0, 0), Vec::<u64>::new());
+        assert_eq!(q.next_runnable(0, 0, false), Vec::<u64>::new());
         q.apply(&Entry::Finished { id: 1 });
-        assert_eq!(q.next_runnable(0, 1), [2]);
+        assert_eq!(q.next_runnable(0, 1, false), [2]);
         assert_eq!(q.next_id(), 4);
     }
 
@@ -412,13 +421,13 @@ mod tests {
         q.apply(&started(1, 1));
         q.hand(3);
         // Record 2 waits for 1 (same file); 3 is handed, not chosen again.
-        assert_eq!(q.next_runnable(0, 4), Vec::<u64>::new());
+        assert_eq!(q.next_runnable(0, 4, false), Vec::<u64>::new());
         assert_eq!(q.get(3).unwrap().state.as_str(), "pending");
         assert_eq!((q.depth(), q.running()), (3, 1));
         // Given back unstarted at a stop: pending, chosen again later.
         q.interrupted(3);
         assert_eq!(q.get(3).unwrap().state, ItemState::Pending { due_us: 0 });
-        assert_eq!(q.next_runnable(0, 4), [3]);
+        assert_eq!(q.next_runnable(0, 4, false), [3]);
         // Once it starts, the Started entry makes it running.
         q.hand(3);
         q.apply(&started(3, 1));
@@ -429,6 +438,31 @@ mod tests {
     }
 
     #[test]
+    fn one_worker_is_handed_the_next_record_in_upload_order() {
+        let mut q = Queue::replay(&[
+            queued(1, "/f"),
+            queued(2, "/f"),
+            queued(3, "/g"),
+            queued(4, "/f"),
+        ]);
+        assert_eq!(q.next_runnable(0, 2, true), [1, 2]);
+        q.apply(&started(1, 1));
+        // Record 2 (the same file) is next, not record 3.
+        assert_eq!(q.next_runnable(0, 1, true), [2]);
+        q.hand(2);
+        assert_eq!(q.next_runnable(0, 1, true), [3]);
+        // A record waiting for its retry holds its file, not the others.
+        q.apply(&Entry::RetryAt {
+            id: 1,
+            attempt: 1,
+            due_us: 100,
+        });
+        q.interrupted(2);
+        assert_eq!(q.next_runnable(50, 2, true), [3]);
+        assert_eq!(q.next_runnable(100, 2, true), [1, 2]);
+    }
+
+    #[test]
     fn one_file_never_runs_twice_at_once_nor_out_of_order() {
         let mut q = Queue::replay(&[
             queued(1, "/a"),
@@ -436,22 +470,22 @@ mod tests {
             queued(3, "/b"),
             queued(4, "/c"),
         ]);
-        assert_eq!(q.next_runnable(0, 4), [1, 3, 4]);
+        assert_eq!(q.next_runnable(0, 4, false), [1, 3, 4]);
         q.apply(&started(1, 1));
         q.apply(&started(3, 1));
-        assert_eq!(q.next_runnable(0, 4), [4]);
+        assert_eq!(q.next_runnable(0, 4, false), [4]);
         // A failed run waiting for its retry still holds the file.
         q.apply(&Entry::RetryAt {
             id: 1,
             attempt: 1,
             due_us: 100,
         });
-        assert_eq!(q.next_runnable(50, 4), [4]);
+        assert_eq!(q.next_runnable(50, 4, false), [4]);
         assert_eq!(q.next_due_us(50), Some(100));
-        assert_eq!(q.next_runnable(100, 4), [1, 4]);
+        assert_eq!(q.next_runnable(100, 4, false), [1, 4]);
         // Once failed for good, the next upload of the file may run.
         q.apply(&Entry::Failed { id: 1, attempt: 2 });
-        assert_eq!(q.next_runnable(100, 4), [2, 4]);
+        assert_eq!(q.next_runnable(100, 4, false), [2, 4]);
         assert_eq!((q.depth(), q.running(), q.failed()), (3, 1, 1));
     }
 
@@ -460,7 +494,7 @@ mod tests {
         let q = Queue::replay(&[queued(1, "/a"), started(1, 1), queued(2, "/b")]);
         assert_eq!(q.get(1).unwrap().state, ItemState::Pending { due_us: 0 });
         assert_eq!(q.get(1).unwrap().attempts, 1);
-        assert_eq!(q.next_runnable(0, 2), [1, 2]);
+        assert_eq!(q.next_runnable(0, 2, false), [1, 2]);
         assert_eq!(q.oldest_us(), Some(10));
     }
 
