@@ -13,7 +13,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -138,48 +138,71 @@ impl Workers {
                 waiting: Arc::clone(&waiting),
                 queued: Arc::clone(&queued),
             };
+            // Messages go out together with one wake-up: a run that ended is
+            // told with the start of the next one when that one was waiting.
             // A full wake pipe already says there is something.
-            let tell = move |message| {
-                let sent = messages.send(message).is_ok();
+            let tell = move |batch: &mut Vec<Message>| {
+                let mut sent = true;
+                for message in batch.drain(..) {
+                    sent &= messages.send(message).is_ok();
+                }
                 let _ = nix::unistd::write(wake_w.as_fd(), &[1]);
                 sent
             };
             let thread = std::thread::Builder::new()
                 .name(format!("run-{n}"))
-                .spawn(move || loop {
-                    let job = match jobs_rx.lock() {
-                        Ok(rx) => rx.recv(),
-                        Err(_) => return,
-                    };
-                    let Ok(mut job) = job else { return };
-                    watch.waiting.fetch_sub(1, Ordering::Relaxed);
-                    if watch.stopping() {
-                        let result = Err(Skip::Interrupted);
-                        if !tell(Message::Ended(Box::new(Ended {
-                            job,
-                            result,
-                            started: false,
-                        }))) {
+                .spawn(move || {
+                    let mut batch: Vec<Message> = Vec::with_capacity(2);
+                    loop {
+                        // After a run, the next job if one waits; else its end
+                        // is told now and the worker waits for a job.
+                        // (Another worker may hold the jobs while it waits.)
+                        let job = if batch.is_empty() {
+                            match jobs_rx.lock() {
+                                Ok(rx) => rx.recv().ok(),
+                                Err(_) => return,
+                            }
+                        } else {
+                            match jobs_rx.try_lock() {
+                                Ok(rx) => rx.try_recv().ok(),
+                                Err(TryLockError::WouldBlock) => None,
+                                Err(TryLockError::Poisoned(_)) => return,
+                            }
+                        };
+                        let Some(mut job) = job else {
+                            if batch.is_empty() || !tell(&mut batch) {
+                                return;
+                            }
+                            continue;
+                        };
+                        watch.waiting.fetch_sub(1, Ordering::Relaxed);
+                        if watch.stopping() {
+                            let result = Err(Skip::Interrupted);
+                            batch.push(Message::Ended(Box::new(Ended {
+                                job,
+                                result,
+                                started: false,
+                            })));
+                            if !tell(&mut batch) {
+                                return;
+                            }
+                            continue;
+                        }
+                        let at_us = now_us();
+                        job.waited = Duration::from_micros(at_us.saturating_sub(job.queued_us));
+                        batch.push(Message::Started(RunStarted {
+                            job: job.clone(),
+                            at_us,
+                        }));
+                        if !tell(&mut batch) {
                             return;
                         }
-                        continue;
-                    }
-                    let at_us = now_us();
-                    job.waited = Duration::from_micros(at_us.saturating_sub(job.queued_us));
-                    let started = RunStarted {
-                        job: job.clone(),
-                        at_us,
-                    };
-                    if !tell(Message::Started(started)) {
-                        return;
-                    }
-                    let result = runner.run(&job.record.user, &job.record.file, &mut watch);
-                    if !tell(Message::Ended(Box::new(Ended {
-                        job,
-                        result,
-                        started: true,
-                    }))) {
-                        return;
+                        let result = runner.run(&job.record.user, &job.record.file, &mut watch);
+                        batch.push(Message::Ended(Box::new(Ended {
+                            job,
+                            result,
+                            started: true,
+                        })));
                     }
                 })?;
             threads.push(thread);
@@ -348,7 +371,9 @@ mod tests {
     /// Collects news until `n` jobs have ended.
     fn until_ended(workers: &mut Workers, n: usize) -> (Vec<RunStarted>, Vec<Ended>) {
         let (mut started, mut ended) = (Vec::new(), Vec::new());
+        let deadline = Instant::now() + Duration::from_secs(10);
         while ended.len() < n {
+            assert!(Instant::now() < deadline, "{} of {n} ended", ended.len());
             wait_readable([Some(workers.fd())], Some(Duration::from_secs(5))).unwrap();
             let (s, e) = workers.news();
             started.extend(s);
@@ -399,6 +424,18 @@ mod tests {
         );
         assert!(started[1].at_us >= started[0].at_us + 150_000);
         assert_eq!(workers.room(), 2);
+    }
+
+    #[test]
+    fn an_end_is_told_while_another_worker_waits_for_a_job() {
+        let sleeper = Arc::new(Sleeper::default());
+        let mut workers = Workers::start(sleeper.clone(), 2).unwrap();
+        // Let the idle worker block waiting for a job first.
+        std::thread::sleep(Duration::from_millis(50));
+        workers.submit(job(0, 10));
+        let (started, ended) = until_ended(&mut workers, 1);
+        assert_eq!((started.len(), ended[0].job.id), (1, 0));
+        assert_eq!(workers.busy(), 0);
     }
 
     #[test]
