@@ -529,7 +529,7 @@ const CATALOG: [(&str, &str); 15] = [
     ("5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a80", "Uploads queued"),
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a81",
-        "Upload program started again: @UPLOAD_FILE@",
+        "Upload program started: @UPLOAD_FILE@",
     ),
     (
         "5e1a2f8c3b7d4e0f9a6c1d2b3e4f5a82",

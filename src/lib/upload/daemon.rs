@@ -45,7 +45,7 @@ use crate::upload::audit::{self, Attempt, Counts, Next, Outcome};
 use crate::upload::debian;
 use crate::upload::limits::Isolation;
 use crate::upload::lock::{self, LockError, ReaderLock};
-use crate::upload::metrics::Publisher;
+use crate::upload::metrics::{Publisher, PUBLISH_EVERY};
 use crate::upload::pipe::fifo::{self, FifoError, Reader};
 use crate::upload::pipe::{Event, Parser, Record};
 use crate::upload::program::{self, Hook, HookConfig, ProgramError, Runner, Skip, Status};
@@ -894,8 +894,16 @@ impl<'a> MainLoop<'a> {
         if self.status.dirty && (idle || second) {
             self.send_status();
         }
+        if idle {
+            self.metrics.flush();
+        } else {
+            self.metrics.flush_due();
+        }
         let now = Instant::now();
         let mut limit = IDLE_TICK;
+        if self.metrics.unwritten() {
+            limit = limit.min(PUBLISH_EVERY);
+        }
         if let Some(sleep) = self.supervisor.sleep_limit() {
             limit = limit.min(sleep);
         }
@@ -921,7 +929,8 @@ impl<'a> MainLoop<'a> {
 
     /// After a stop signal and the end of the runs going on: says what is
     /// left, `STOPPING=1`.
-    fn stop(self) {
+    fn stop(mut self) {
+        self.metrics.flush();
         if self.reader.buffered() > 0 {
             tracing::warn!(
                 "{} bytes read from the upload pipe were not processed",

@@ -1,8 +1,10 @@
 //! The upload reader's counters, published for the metrics exporter.
 //!
 //! The reader keeps its counters in memory and rewrites them, as one JSON
-//! document, in a state file after each record (and when a program starts),
-//! so that `pureftpd-exporter` serves them without reading the journal back.
+//! document, in a state file when they change, at most every
+//! [`PUBLISH_EVERY`] while uploads keep coming and at once when the reader
+//! has nothing left to do, so that `pureftpd-exporter` serves them without
+//! reading the journal back.
 //! The file is `$STATE_DIRECTORY/metrics.json` (the unit's
 //! `StateDirectory=`); without `STATE_DIRECTORY` nothing is published.
 //!
@@ -26,7 +28,10 @@ use std::io::{self, Read};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Counters that changed are written at most this often while busy.
+pub const PUBLISH_EVERY: Duration = Duration::from_millis(200);
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
@@ -246,6 +251,9 @@ pub struct Publisher {
     file: Option<File>,
     counters: UploadCounters,
     buf: Vec<u8>,
+    /// Changed since the last write.
+    dirty: bool,
+    written: Instant,
 }
 
 impl Publisher {
@@ -280,6 +288,8 @@ impl Publisher {
             file: None,
             counters: UploadCounters::new(pipe, now()),
             buf: Vec::new(),
+            dirty: false,
+            written: Instant::now(),
         }
     }
 
@@ -299,8 +309,11 @@ impl Publisher {
             file: Some(file),
             counters: UploadCounters::carried_on(previous, pipe, now()),
             buf: Vec::with_capacity(1024),
+            dirty: true,
+            written: Instant::now(),
         };
         publisher.write()?;
+        publisher.dirty = false;
         Ok(publisher)
     }
 
@@ -362,11 +375,38 @@ impl Publisher {
         self.publish();
     }
 
+    /// The counters changed: written now if the last write is
+    /// [`PUBLISH_EVERY`] old, else by [`Publisher::flush`] or
+    /// [`Publisher::flush_due`].
     fn publish(&mut self) {
+        self.dirty = true;
+        self.flush_due();
+    }
+
+    /// Writes the counters if they changed and the last write is
+    /// [`PUBLISH_EVERY`] old.
+    pub fn flush_due(&mut self) {
+        if self.written.elapsed() >= PUBLISH_EVERY {
+            self.flush();
+        }
+    }
+
+    /// Writes the counters if they changed since the last write.
+    pub fn flush(&mut self) {
+        if !self.dirty {
+            return;
+        }
+        self.dirty = false;
+        self.written = Instant::now();
         if let Err(e) = self.write() {
             tracing::warn!("cannot write the upload metrics: {e}; no longer publishing them");
             self.file = None;
         }
+    }
+
+    /// True while changed counters wait to be written.
+    pub fn unwritten(&self) -> bool {
+        self.dirty && self.file.is_some()
     }
 
     fn write(&mut self) -> io::Result<()> {
@@ -382,6 +422,12 @@ impl Publisher {
             .and_then(|()| locked.set_len(self.buf.len() as u64));
         self.file = locked.unlock().ok();
         written
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.flush();
     }
 }
 
@@ -495,9 +541,17 @@ mod tests {
         let mut p = Publisher::open(&path, pipe()).unwrap();
         assert_eq!(read_state(&path).unwrap().unwrap().processed, 0);
         p.run_starts(1, std::os::fd::AsFd::as_fd(&read_end));
+        // Written at most every PUBLISH_EVERY, and when flushed.
+        assert_eq!(read_state(&path).unwrap().unwrap().in_flight, 0);
+        assert!(p.unwritten());
+        p.flush();
+        assert!(!p.unwritten());
         assert_eq!(read_state(&path).unwrap().unwrap().in_flight, 1);
         p.record_done(Outcome::Processed, 0, std::os::fd::AsFd::as_fd(&read_end));
+        std::thread::sleep(PUBLISH_EVERY);
         p.record_done(Outcome::Rejected, 0, std::os::fd::AsFd::as_fd(&read_end));
+        // The last write was long enough ago: written at once.
+        assert!(!p.unwritten());
         let seen = read_state(&path).unwrap().unwrap();
         assert_eq!((seen.processed, seen.rejected, seen.in_flight), (1, 1, 0));
         // Floats go through JSON with at most a unit in the last place lost.
