@@ -2,7 +2,8 @@
 //! (`ftpwho`, `upload`, and `metrics` where present) beside each other, `os`
 //! at the bottom; and inside every module, its children do not depend on
 //! each other in a circle. Read from the source: every `crate::`, `super::`
-//! and `self::` path of every file under `src/lib`.
+//! and `self::` path of every file under `src/lib`. And `unsafe` is written
+//! only in `os`, the plumbing: nowhere else under `src`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -257,4 +258,153 @@ fn the_checker_sees_cycles_and_upward_uses() {
     assert!(edges()
         .iter()
         .any(|(a, b)| a[0] == "cli" && b[0] == "ftpwho"));
+}
+
+/// The lines (1-based) on which the keyword `unsafe` is used in the Rust
+/// source `text`: comments, string, byte-string and character literals
+/// left out, and identifiers that merely contain it (`unsafe_code`).
+fn unsafe_lines(text: &str) -> Vec<usize> {
+    let chars: Vec<char> = text.chars().collect();
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let mut found = Vec::new();
+    let mut line = 1;
+    let mut i = 0;
+    // Advances over chars[from..to], counting lines.
+    let skip = |from: usize, to: usize, line: &mut usize| {
+        *line += chars[from..to.min(chars.len())]
+            .iter()
+            .filter(|&&c| c == '\n')
+            .count();
+        to.min(chars.len())
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        let after_ident = i > 0 && is_ident(chars[i - 1]);
+        if c == '/' && next == Some('/') {
+            let end = (i..chars.len())
+                .find(|&j| chars[j] == '\n')
+                .unwrap_or(chars.len());
+            i = skip(i, end, &mut line);
+        } else if c == '/' && next == Some('*') {
+            // Block comments nest.
+            let (mut depth, mut j) = (1, i + 2);
+            while j < chars.len() && depth > 0 {
+                if chars[j] == '/' && chars.get(j + 1) == Some(&'*') {
+                    depth += 1;
+                    j += 2;
+                } else if chars[j] == '*' && chars.get(j + 1) == Some(&'/') {
+                    depth -= 1;
+                    j += 2;
+                } else {
+                    j += 1;
+                }
+            }
+            i = skip(i, j, &mut line);
+        } else if !after_ident && (c == 'r' || (c == 'b' && next == Some('r'))) && {
+            let k = if c == 'r' { i + 1 } else { i + 2 };
+            let hashes = chars[k..].iter().take_while(|&&h| h == '#').count();
+            chars.get(k + hashes) == Some(&'"')
+        } {
+            // A raw string: r"..", r#".."#, br"..".
+            let k = if c == 'r' { i + 1 } else { i + 2 };
+            let hashes = chars[k..].iter().take_while(|&&h| h == '#').count();
+            let mut j = k + hashes + 1;
+            while j < chars.len() {
+                if chars[j] == '"'
+                    && chars[j + 1..].iter().take_while(|&&h| h == '#').count() >= hashes
+                {
+                    break;
+                }
+                j += 1;
+            }
+            i = skip(i, j + 1 + hashes, &mut line);
+        } else if c == '"' {
+            let mut j = i + 1;
+            while j < chars.len() && chars[j] != '"' {
+                j += if chars[j] == '\\' { 2 } else { 1 };
+            }
+            i = skip(i, j + 1, &mut line);
+        } else if c == '\'' {
+            // A character literal ('x', '\n', '\u{..}'), or a lifetime.
+            if next == Some('\\') {
+                let end = (i + 2..chars.len())
+                    .find(|&j| chars[j] == '\'')
+                    .unwrap_or(chars.len());
+                i = end + 1;
+            } else if chars.get(i + 2) == Some(&'\'') {
+                i += 3;
+            } else {
+                i += 1;
+            }
+        } else if is_ident(c) && !after_ident {
+            let end = (i..chars.len())
+                .find(|&j| !is_ident(chars[j]))
+                .unwrap_or(chars.len());
+            if chars[i..end].iter().collect::<String>() == "unsafe" {
+                found.push(line);
+            }
+            i = end;
+        } else {
+            if c == '\n' {
+                line += 1;
+            }
+            i += 1;
+        }
+    }
+    found
+}
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read source directory") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn unsafe_is_written_only_in_os() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let os = lib_dir().join("os");
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    assert!(files.len() > 10, "no sources found");
+    let mut outside = Vec::new();
+    let mut inside = 0;
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read source");
+        let lines = unsafe_lines(&text);
+        if file.starts_with(&os) {
+            inside += lines.len();
+            continue;
+        }
+        for line in lines {
+            let shown = file.strip_prefix(root).unwrap_or(&file).display();
+            outside.push(format!("{shown}:{line}"));
+        }
+    }
+    assert!(inside > 0, "the scan finds no unsafe at all, even in os");
+    assert!(
+        outside.is_empty(),
+        "unsafe outside src/lib/os (move it into a safe wrapper there):\n{}",
+        outside.join("\n")
+    );
+}
+
+#[test]
+fn the_unsafe_scanner_sees_keywords_not_comments_or_strings() {
+    let text = "fn refuses_unsafe_files() {}\n\
+                // unsafe { in a comment }\n\
+                /* unsafe /* nested */ unsafe */\n\
+                let s = \"unsafe {\"; let r = r#\"unsafe \"# ;\n\
+                #![deny(unsafe_code)] let c = '\"'; let l: &'a str = x;\n\
+                let v = unsafe { f() };\n\
+                unsafe fn g() {}\n\
+                let t = b\"\\\"unsafe\"; unsafe impl Send for X {}\n";
+    assert_eq!(unsafe_lines(text), vec![6, 7, 8]);
 }

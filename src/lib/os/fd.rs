@@ -1,9 +1,10 @@
 //! Descriptors: waiting for input on a few of them, switching one to
 //! non-blocking mode, reading what is there now, asking how much is there
-//! and what kind of file one is.
+//! and what kind of file one is, duplicating one above a given number, and
+//! marking all from a number up close-on-exec.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -118,6 +119,34 @@ pub fn file_type(fd: BorrowedFd<'_>) -> io::Result<SFlag> {
     Ok(SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT)
 }
 
+/// A close-on-exec duplicate of `fd` numbered `min` or above
+/// (`fcntl(F_DUPFD_CLOEXEC)`).
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    let raw = fcntl(fd.as_raw_fd(), FcntlArg::F_DUPFD_CLOEXEC(min))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that nothing else
+    // owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Marks every descriptor numbered `first` or above close-on-exec with one
+/// `close_range(2)` (`CLOSE_RANGE_CLOEXEC`, Linux 5.11 and later).
+pub fn close_range_on_exec(first: u32) -> io::Result<()> {
+    // SAFETY: with CLOSE_RANGE_CLOEXEC, close_range closes nothing: it only
+    // sets a descriptor flag, so no descriptor owned elsewhere is affected.
+    let r = unsafe {
+        libc::close_range(
+            first,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,5 +216,33 @@ mod tests {
         assert_eq!(file_type(r.as_fd()).unwrap(), SFlag::S_IFIFO);
         let file = tempfile::tempfile().unwrap();
         assert_eq!(file_type(file.as_fd()).unwrap(), SFlag::S_IFREG);
+    }
+
+    #[test]
+    fn duplicates_land_above_the_minimum_and_close_on_exec() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let dup = dup_at_least(r.as_fd(), 10).unwrap();
+        assert!(dup.as_raw_fd() >= 10);
+        let flags = fcntl(dup.as_raw_fd(), FcntlArg::F_GETFD).unwrap();
+        assert_ne!(flags & libc::FD_CLOEXEC, 0);
+    }
+
+    #[test]
+    fn close_range_marks_descriptors_close_on_exec() {
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        // Clear the flag the pipe was made with, then set it for the range.
+        fcntl(
+            r.as_raw_fd(),
+            FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .unwrap();
+        match close_range_on_exec(r.as_raw_fd() as u32) {
+            Ok(()) => {
+                let flags = fcntl(r.as_raw_fd(), FcntlArg::F_GETFD).unwrap();
+                assert_ne!(flags & libc::FD_CLOEXEC, 0);
+            }
+            // Kernels before 5.11 refuse the flag.
+            Err(e) => assert_eq!(e.raw_os_error(), Some(libc::EINVAL)),
+        }
     }
 }

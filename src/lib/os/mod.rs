@@ -8,7 +8,8 @@
 //! `getnameinfo`, peer groups) and the allocator ([`memory`]); for the
 //! runs of upload programs: paths opened without symbolic links
 //! ([`resolve`]), descriptors passed over unix sockets ([`passfd`]), the
-//! unit's cgroup ([`cgroup`]) and starting a program in it ([`spawn`]).
+//! unit's cgroup ([`cgroup`]), starting a program in it ([`spawn`]) and
+//! the names of the uploaded files' owners ([`users`]).
 //! Nothing here knows about FTP. System calls that need `unsafe` go here,
 //! each with the reason it is sound.
 
@@ -24,3 +25,4 @@ pub mod process;
 pub mod resolve;
 pub mod spawn;
 pub mod systemd;
+pub mod users;

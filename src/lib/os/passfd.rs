@@ -6,7 +6,7 @@ use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::sys::socket::{
-    connect, recvmsg, sendmsg, socket, AddressFamily, ControlMessage, ControlMessageOwned,
+    accept4, connect, recvmsg, sendmsg, socket, AddressFamily, ControlMessage, ControlMessageOwned,
     MsgFlags, SockFlag, SockType, UnixAddr,
 };
 
@@ -21,6 +21,19 @@ pub fn connect_seqpacket(path: &Path) -> io::Result<OwnedFd> {
     let addr = UnixAddr::new(path)?;
     connect(fd.as_raw_fd(), &addr)?;
     Ok(fd)
+}
+
+/// Accepts a connection on the listening socket `listener`, close-on-exec.
+pub fn accept(listener: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    loop {
+        match accept4(listener.as_raw_fd(), SockFlag::SOCK_CLOEXEC) {
+            // SAFETY: accept4 returned a new descriptor that nothing else
+            // owns.
+            Ok(raw) => return Ok(unsafe { OwnedFd::from_raw_fd(raw) }),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// Sends `bytes` as one message, with `fd` attached if given.
@@ -143,5 +156,26 @@ mod tests {
         assert!(got.truncated && got.fd.is_none());
         drop(a);
         assert!(receive(b.as_fd(), 64).unwrap().bytes.is_empty());
+    }
+
+    #[test]
+    fn a_connection_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let server = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        nix::sys::socket::bind(server.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        nix::sys::socket::listen(&server, nix::sys::socket::Backlog::new(1).unwrap()).unwrap();
+        let client = connect_seqpacket(&path).unwrap();
+        let conn = accept(server.as_fd()).unwrap();
+        send(client.as_fd(), b"ping", None).unwrap();
+        assert_eq!(receive(conn.as_fd(), 8).unwrap().bytes, b"ping");
+        let e = accept(client.as_fd()).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EINVAL));
     }
 }

@@ -1,9 +1,10 @@
 //! The daemon process itself: its standard descriptors, the classic fork
 //! into the background, stop signals read from a signalfd, the switch to
-//! another uid/gid, and the pid file.
+//! another uid/gid, and the pid file; and its children: a pidfd to poll,
+//! and waiting for one without blocking.
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use nix::fcntl::{fcntl, open, FcntlArg, OFlag};
@@ -154,9 +155,132 @@ pub fn remove_pidfile(path: &Path) {
     }
 }
 
+/// A pidfd for `pid` (`pidfd_open(2)`, Linux 5.3 and later): readable
+/// once the process has ended. Close-on-exec.
+pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags, and touches no memory.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a non-negative result is a new descriptor that nothing else
+    // owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+}
+
+/// `waitpid(pid, WNOHANG)`: the raw wait status once the child `pid` has
+/// ended, `None` while it runs. Any wait status is returned as the kernel
+/// gave it (a real-time signal's too).
+pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<libc::c_int>> {
+    let mut status = 0;
+    // SAFETY: status is a live int that waitpid writes.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    match r {
+        r if r < 0 => Err(io::Error::last_os_error()),
+        r if r == pid => Ok(Some(status)),
+        _ => Ok(None),
+    }
+}
+
+/// What a child used, from `wait4(2)`'s `rusage`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildUsage {
+    /// User and system CPU time, in microseconds.
+    pub cpu_usec: u64,
+    /// Peak resident set size, in KiB (`ru_maxrss`).
+    pub maxrss_kib: u64,
+}
+
+/// `wait4(pid, WNOHANG)`: the raw wait status and the resources used once
+/// the child `pid` has ended, `None` while it runs.
+pub fn wait4_nohang(pid: libc::pid_t) -> io::Result<Option<(libc::c_int, ChildUsage)>> {
+    let mut status = 0;
+    // SAFETY: rusage is a plain C struct; all-zero is valid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: status and usage are live values that wait4 writes.
+    let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if r != pid {
+        return Ok(None);
+    }
+    let cpu_usec = (usage.ru_utime.tv_sec as u64 * 1_000_000 + usage.ru_utime.tv_usec as u64)
+        + (usage.ru_stime.tv_sec as u64 * 1_000_000 + usage.ru_stime.tv_usec as u64);
+    let usage = ChildUsage {
+        cpu_usec,
+        maxrss_kib: usage.ru_maxrss as u64,
+    };
+    Ok(Some((status, usage)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A shell running `script` with its standard input on a pipe, whose
+    /// write end is returned.
+    fn child(script: &std::ffi::CStr) -> (libc::pid_t, OwnedFd) {
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        let env = [std::ffi::CString::new("PATH=/usr/bin:/bin").unwrap()];
+        let pid = crate::os::spawn::posix_spawn(
+            c"/bin/sh",
+            &[c"/bin/sh", c"-c", script],
+            &env,
+            [r.as_fd(), null.as_fd(), null.as_fd()],
+            None,
+        )
+        .unwrap();
+        (pid, w)
+    }
+
+    /// Waits until `pid` has ended: `wait` is `wait_nohang` or
+    /// `wait4_nohang`.
+    fn wait_end<T>(pid: libc::pid_t, wait: impl Fn(libc::pid_t) -> io::Result<Option<T>>) -> T {
+        let pidfd = pidfd_open(pid).ok();
+        loop {
+            if let Some(done) = wait(pid).unwrap() {
+                return done;
+            }
+            match &pidfd {
+                Some(fd) => {
+                    crate::os::fd::wait_readable([Some(fd.as_fd())], None).unwrap();
+                }
+                None => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_child_is_polled_waited_for_and_measured() {
+        let (pid, stdin) = child(c"read x; exit 5");
+        assert_eq!(wait4_nohang(pid).unwrap(), None);
+        assert_eq!(wait_nohang(pid).unwrap(), None);
+        if let Ok(fd) = pidfd_open(pid) {
+            let ready =
+                crate::os::fd::wait_readable([Some(fd.as_fd())], Some(std::time::Duration::ZERO))
+                    .unwrap();
+            assert_eq!(ready, [false], "the pidfd is readable while it runs");
+        }
+        drop(stdin);
+        let (status, usage) = wait_end(pid, wait4_nohang);
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 5);
+        assert!(usage.maxrss_kib > 0);
+        // Reaped: nothing left to wait for.
+        let e = wait_nohang(pid).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ECHILD));
+    }
+
+    #[test]
+    fn wait_nohang_returns_the_raw_status_of_a_real_time_signal() {
+        let (pid, _stdin) = child(c"read x");
+        let sig = libc::SIGRTMIN() + 1;
+        // SAFETY: a signal to our own child, which has not been reaped.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        let status = wait_end(pid, wait_nohang);
+        assert!(libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == sig);
+    }
 
     #[test]
     fn the_pid_file_holds_our_pid_and_goes_away() {

@@ -1,8 +1,9 @@
-//! Starting a program with `fork` and `execve` where `posix_spawn` cannot
-//! do what is needed between the two: join a cgroup, empty the capability
-//! bounding set, switch to another uid and gid.
+//! Starting a program: with `posix_spawn` ([`posix_spawn`]), or with
+//! `fork` and `execve` ([`spawn`]) where `posix_spawn` cannot do what is
+//! needed between the two: join a cgroup, empty the capability bounding
+//! set, switch to another uid and gid.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
@@ -204,6 +205,84 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
     Err(io::Error::new(e.kind(), format!("{step}: {e}")))
 }
 
+/// Starts `program` with `posix_spawn(3)` in a process group of its own,
+/// with an empty signal mask and every signal but `SIGKILL` and `SIGSTOP`
+/// at its default disposition, `stdio` as descriptors 0, 1 and 2, `fd3`
+/// (if any) as descriptor 3, and `/` as working directory. `argv` and
+/// `env` are passed as they are. Returns the child's pid once it has called
+/// `execve`; an error is the first failure of the attribute and action
+/// set-up, or `posix_spawn`'s.
+pub fn posix_spawn(
+    program: &CStr,
+    argv: &[&CStr],
+    env: &[CString],
+    stdio: [BorrowedFd<'_>; 3],
+    fd3: Option<BorrowedFd<'_>>,
+) -> io::Result<libc::pid_t> {
+    let mut argv: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|v| v.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    // SAFETY: the attribute and action objects are initialised before use
+    // and destroyed after; every pointer passed (program, argv, envp and the
+    // strings they point at, the signal sets, "/") stays valid until
+    // posix_spawn returns (glibc waits for the child's exec); the
+    // descriptors are borrowed for as long.
+    unsafe {
+        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        libc::posix_spawnattr_init(&mut attr);
+        libc::posix_spawn_file_actions_init(&mut actions);
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        let mut defaults: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut defaults);
+        // Every signal, real-time ones too: glibc's child then sets each
+        // disposition once instead of reading it first (the two it keeps
+        // for itself are refused by sigaddset and skipped).
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaddset(&mut defaults, sig);
+            }
+        }
+        let flags = libc::POSIX_SPAWN_SETPGROUP as libc::c_int
+            | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
+            | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
+        let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
+        rc |= libc::posix_spawnattr_setpgroup(&mut attr, 0);
+        rc |= libc::posix_spawnattr_setsigmask(&mut attr, &empty);
+        rc |= libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
+        for (target, fd) in stdio.iter().enumerate() {
+            rc |= libc::posix_spawn_file_actions_adddup2(
+                &mut actions,
+                fd.as_raw_fd(),
+                target as libc::c_int,
+            );
+        }
+        if let Some(fd) = fd3 {
+            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), 3);
+        }
+        rc |= libc::posix_spawn_file_actions_addchdir_np(&mut actions, c"/".as_ptr());
+        let mut pid = 0;
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                program.as_ptr(),
+                &actions,
+                &attr,
+                argv.as_ptr().cast(),
+                envp.as_ptr().cast(),
+            );
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        libc::posix_spawnattr_destroy(&mut attr);
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        Ok(pid)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +322,47 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.to_string().starts_with("exec: "), "{e}");
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn posix_spawn_maps_descriptors_and_starts_a_process_group() {
+        let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let program = c("/bin/sh");
+        let script = c("read -r _ _ _ _ g _ </proc/$$/stat; echo \"$(pwd) $g $$\"; echo three >&3");
+        let env = [c("PATH=/usr/bin:/bin")];
+        let argv = [program.as_c_str(), c"-c", script.as_c_str()];
+        let pid = posix_spawn(
+            &program,
+            &argv,
+            &env,
+            [null.as_fd(), w.as_fd(), null.as_fd()],
+            Some(w.as_fd()),
+        )
+        .unwrap();
+        drop(w);
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut std::fs::File::from(r), &mut out).unwrap();
+        let mut status = 0;
+        // SAFETY: waiting for our child.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+        let mut lines = out.lines();
+        let first: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
+        assert_eq!(first[0], "/");
+        assert_eq!(first[2], pid.to_string());
+        assert_eq!(first[1], pid.to_string(), "its own process group");
+        assert_eq!(lines.next(), Some("three"));
+        let missing = c("/nonexistent/program");
+        let e = posix_spawn(
+            &missing,
+            &[missing.as_c_str()],
+            &env,
+            [null.as_fd(); 3],
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 }

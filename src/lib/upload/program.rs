@@ -32,17 +32,22 @@
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::{AccessFlags, Pid};
 use sha2::Digest;
 
 use crate::os::fd::wait_readable;
 use crate::os::resolve::{self, ResolveError};
+use crate::os::{fd as osfd, process, spawn};
 use crate::upload::hash::Hash;
 
 /// The descriptor number at which the program finds the checked file.
@@ -151,10 +156,9 @@ pub fn check_program_as_self(program: &Path) -> Result<(), ProgramError> {
     program_metadata(program)?;
     let c = cstring(program.as_os_str().as_bytes())
         .map_err(|e| ProgramError::Unusable(program.to_owned(), e))?;
-    // SAFETY: access(2) on a NUL-terminated path.
-    if unsafe { libc::access(c.as_ptr(), libc::X_OK) } < 0 {
-        // SAFETY: plain getters.
-        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    if nix::unistd::access(c.as_c_str(), AccessFlags::X_OK).is_err() {
+        let uid = nix::unistd::geteuid().as_raw();
+        let gid = nix::unistd::getegid().as_raw();
         return Err(ProgramError::NotExecutable {
             path: program.to_owned(),
             uid,
@@ -397,77 +401,23 @@ pub(crate) fn move_high(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > UPLOAD_FD {
         return Ok(fd);
     }
-    // SAFETY: fd is open; F_DUPFD_CLOEXEC returns a new descriptor.
-    let raw = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: raw is a new descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    osfd::dup_at_least(fd.as_fd(), 10)
 }
 
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: fds has room for two descriptors.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: pipe2 returned two new descriptors.
-    let (r, w) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: r is open.
-    unsafe {
-        let flags = libc::fcntl(r.as_raw_fd(), libc::F_GETFL);
-        libc::fcntl(r.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
-    }
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let _ = osfd::set_nonblocking(r.as_fd());
     Ok((move_high(r)?, move_high(w)?))
 }
 
 /// The name of `uid` in the user database, if any and not empty.
 pub fn user_name(uid: u32) -> Option<Vec<u8>> {
-    // SAFETY: getpwuid_r fills the zeroed passwd and the buffer it is given.
-    name_lookup(
-        |pwd: &mut libc::passwd, buf, result| unsafe {
-            libc::getpwuid_r(uid, pwd, buf.as_mut_ptr().cast(), buf.len(), result)
-        },
-        |pwd| pwd.pw_name,
-    )
+    crate::os::users::user_name(uid)
 }
 
 /// The name of `gid` in the group database, if any and not empty.
 pub fn group_name(gid: u32) -> Option<Vec<u8>> {
-    // SAFETY: getgrgid_r fills the zeroed group and the buffer it is given.
-    name_lookup(
-        |grp: &mut libc::group, buf, result| unsafe {
-            libc::getgrgid_r(gid, grp, buf.as_mut_ptr().cast(), buf.len(), result)
-        },
-        |grp| grp.gr_name,
-    )
-}
-
-/// Runs a `get*_r` look-up, growing its buffer on `ERANGE`, and copies the
-/// name field of the entry found (`None` when none, or an empty name).
-fn name_lookup<E>(
-    fill: impl Fn(&mut E, &mut [u8], &mut *mut E) -> libc::c_int,
-    name: impl Fn(&E) -> *const libc::c_char,
-) -> Option<Vec<u8>> {
-    let mut buf = vec![0u8; 1024];
-    loop {
-        // SAFETY: passwd and group are plain C structs; all-zero is valid.
-        let mut entry: E = unsafe { std::mem::zeroed() };
-        let mut result = std::ptr::null_mut();
-        let rc = fill(&mut entry, &mut buf, &mut result);
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        let field = name(&entry);
-        if rc != 0 || result.is_null() || field.is_null() {
-            return None;
-        }
-        // SAFETY: the look-up succeeded: the field points at a C string in buf.
-        let name = unsafe { CStr::from_ptr(field) }.to_bytes();
-        return (!name.is_empty()).then(|| name.to_vec());
-    }
+    crate::os::users::group_name(gid)
 }
 
 fn file_kind(mode: u32) -> &'static str {
@@ -491,19 +441,15 @@ pub fn sha256_fd(fd: BorrowedFd<'_>, tick: &mut dyn FnMut() -> bool) -> io::Resu
     let mut buf = vec![0u8; 256 * 1024];
     let mut offset: libc::off_t = 0;
     loop {
-        // SAFETY: buf is valid for buf.len() bytes.
-        let n = unsafe { libc::pread(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), offset) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(e);
-        }
+        let n = match nix::sys::uio::pread(fd, &mut buf, offset) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
         if n == 0 {
             break;
         }
-        hasher.update(&buf[..n as usize]);
+        hasher.update(&buf[..n]);
         offset += n as libc::off_t;
         if !tick() {
             return Ok(None);
@@ -645,14 +591,7 @@ fn check_file(file: &[u8], names: &Mutex<NameCache>, vhost_dir: &[u8]) -> Result
     }
     full.extend_from_slice(file);
     let cpath = cstring(&full).map_err(Skip::Stat)?;
-    // SAFETY: a zeroed stat is a valid buffer; cpath is NUL-terminated.
-    let st = unsafe {
-        let mut st: libc::stat = std::mem::zeroed();
-        if libc::lstat(cpath.as_ptr(), &mut st) < 0 {
-            return Err(Skip::Stat(io::Error::last_os_error()));
-        }
-        st
-    };
+    let st = nix::sys::stat::lstat(cpath.as_c_str()).map_err(|e| Skip::Stat(e.into()))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Skip::NotRegular(file_kind(st.st_mode)));
     }
@@ -664,20 +603,14 @@ fn check_file(file: &[u8], names: &Mutex<NameCache>, vhost_dir: &[u8]) -> Result
             None
         }
         Ok(fd) => {
-            // SAFETY: fd is open; a zeroed stat is a valid buffer.
-            let same = unsafe {
-                let mut now: libc::stat = std::mem::zeroed();
-                libc::fstat(fd.as_raw_fd(), &mut now) == 0
-                    && now.st_dev == st.st_dev
-                    && now.st_ino == st.st_ino
-            };
+            let same = nix::sys::stat::fstat(fd.as_raw_fd())
+                .is_ok_and(|now| now.st_dev == st.st_dev && now.st_ino == st.st_ino);
             if !same {
                 return Err(Skip::Replaced);
             }
             // Blocking again for the program. Of the flags F_SETFL changes,
             // only O_NONBLOCK was set at open, so no F_GETFL is needed.
-            // SAFETY: fd is open.
-            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, 0) };
+            let _ = fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()));
             match move_high(fd) {
                 Ok(fd) => Some(fd),
                 Err(e) => {
@@ -725,39 +658,22 @@ impl Tail {
 pub(crate) fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
     let mut buf = [0u8; 8192];
     loop {
-        // SAFETY: buf is valid for its length.
-        let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match n {
-            0 => return false,
-            n if n > 0 => tail.push(&buf[..n as usize]),
-            _ => {
-                let e = io::Error::last_os_error();
-                return e.kind() == io::ErrorKind::Interrupted
-                    || e.kind() == io::ErrorKind::WouldBlock;
-            }
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => return false,
+            Ok(n) => tail.push(&buf[..n]),
+            Err(e) => return e == Errno::EINTR || e == Errno::EAGAIN,
         }
     }
 }
 
 pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a descriptor.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a non-negative result is a new descriptor.
-    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as RawFd) })
+    process::pidfd_open(pid).ok()
 }
 
 /// Marks every descriptor above 2 close-on-exec, so that none inherited by
 /// the daemon reaches the programs. Call it once at start-up.
 pub fn close_inherited_on_exec() -> io::Result<()> {
-    // SAFETY: close_range only changes descriptor flags.
-    if unsafe {
-        libc::close_range(
-            3,
-            libc::c_uint::MAX,
-            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
-        )
-    } == 0
-    {
+    if osfd::close_range_on_exec(3).is_ok() {
         return Ok(());
     }
     // Kernels before 5.11: walk /proc/self/fd.
@@ -766,12 +682,10 @@ pub fn close_inherited_on_exec() -> io::Result<()> {
         .filter(|&fd| fd > 2)
         .collect();
     for fd in fds {
-        // SAFETY: setting FD_CLOEXEC on a descriptor number, open or not.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
-            }
+        // A descriptor number, open or not: a closed one fails F_GETFD.
+        if let Ok(flags) = fcntl(fd, FcntlArg::F_GETFD) {
+            let flags = FdFlag::from_bits_retain(flags) | FdFlag::FD_CLOEXEC;
+            let _ = fcntl(fd, FcntlArg::F_SETFD(flags));
         }
     }
     Ok(())
@@ -930,65 +844,13 @@ impl Hook {
         out: BorrowedFd<'_>,
         err: BorrowedFd<'_>,
     ) -> io::Result<libc::pid_t> {
-        let argv = [self.program.as_ptr(), arg.as_ptr(), std::ptr::null()];
-        let mut envp: Vec<*const libc::c_char> = env.iter().map(|v| v.as_ptr()).collect();
-        envp.push(std::ptr::null());
-        // SAFETY: the attribute and action objects are initialised before
-        // use and destroyed after; every pointer passed stays valid until
-        // posix_spawn returns (glibc waits for the child's exec).
-        unsafe {
-            let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-            let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
-            libc::posix_spawnattr_init(&mut attr);
-            libc::posix_spawn_file_actions_init(&mut actions);
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            let mut defaults: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut defaults);
-            // Every signal, real-time ones too: glibc's child then sets
-            // each disposition once instead of reading it first (the two
-            // it keeps for itself are refused by sigaddset and skipped).
-            for sig in 1..=libc::SIGRTMAX() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::sigaddset(&mut defaults, sig);
-                }
-            }
-            let flags = libc::POSIX_SPAWN_SETPGROUP as libc::c_int
-                | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
-                | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
-            let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
-            rc |= libc::posix_spawnattr_setpgroup(&mut attr, 0);
-            rc |= libc::posix_spawnattr_setsigmask(&mut attr, &empty);
-            rc |= libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
-            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, self.devnull.as_raw_fd(), 0);
-            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, out.as_raw_fd(), 1);
-            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, err.as_raw_fd(), 2);
-            if let Some(file) = file {
-                rc |= libc::posix_spawn_file_actions_adddup2(
-                    &mut actions,
-                    file.as_raw_fd(),
-                    UPLOAD_FD,
-                );
-            }
-            rc |= libc::posix_spawn_file_actions_addchdir_np(&mut actions, c"/".as_ptr());
-            let mut pid = 0;
-            if rc == 0 {
-                rc = libc::posix_spawn(
-                    &mut pid,
-                    self.program.as_ptr(),
-                    &actions,
-                    &attr,
-                    argv.as_ptr().cast(),
-                    envp.as_ptr().cast(),
-                );
-            }
-            libc::posix_spawn_file_actions_destroy(&mut actions);
-            libc::posix_spawnattr_destroy(&mut attr);
-            if rc != 0 {
-                return Err(io::Error::from_raw_os_error(rc));
-            }
-            Ok(pid)
-        }
+        spawn::posix_spawn(
+            &self.program,
+            &[self.program.as_c_str(), arg],
+            env,
+            [self.devnull.as_fd(), out, err],
+            file,
+        )
     }
 
     fn spawn_and_wait(
@@ -1030,23 +892,16 @@ impl Hook {
         let mut polled_first = pidfd.is_some();
         let wait_status = loop {
             if !std::mem::take(&mut polled_first) {
-                let mut status = 0;
-                // SAFETY: status is a valid out-pointer.
-                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-                if r == pid {
-                    break Some(status);
-                }
-                if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-                    break None;
+                match process::wait_nohang(pid) {
+                    Ok(Some(status)) => break Ok(status),
+                    Err(e) if e.kind() != io::ErrorKind::Interrupted => break Err(e),
+                    _ => {}
                 }
             }
             let now = Instant::now();
             if !killed && deadline.is_some_and(|d| now >= d) {
-                // SAFETY: plain kill(2) calls on the program's group and itself.
-                unsafe {
-                    libc::kill(-pid, libc::SIGKILL);
-                    libc::kill(pid, libc::SIGKILL);
-                }
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
                 killed = true;
                 continue;
             }
@@ -1083,10 +938,10 @@ impl Hook {
         }
         let status = match wait_status {
             _ if killed => Status::TimedOut,
-            Some(s) if libc::WIFEXITED(s) => Status::Exited(libc::WEXITSTATUS(s)),
-            Some(s) if libc::WIFSIGNALED(s) => Status::Signaled(libc::WTERMSIG(s)),
-            Some(s) => Status::Unstartable(io::Error::other(format!("unexpected wait status {s}"))),
-            None => Status::Unstartable(io::Error::last_os_error()),
+            Ok(s) if libc::WIFEXITED(s) => Status::Exited(libc::WEXITSTATUS(s)),
+            Ok(s) if libc::WIFSIGNALED(s) => Status::Signaled(libc::WTERMSIG(s)),
+            Ok(s) => Status::Unstartable(io::Error::other(format!("unexpected wait status {s}"))),
+            Err(e) => Status::Unstartable(e),
         };
         (status, out.into_inner(), err.into_inner())
     }

@@ -82,8 +82,10 @@ fn argv_environment_cwd_and_descriptors() {
         .iter()
         .filter_map(|l| l.strip_prefix("env:"))
         .collect();
-    // SAFETY: a plain getter.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = (
+        nix::unistd::geteuid().as_raw(),
+        nix::unistd::getegid().as_raw(),
+    );
     let mut want = vec![
         format!("PATH={CLEAN_PATH}"),
         "UPLOAD_FD=3".to_string(),

@@ -281,10 +281,10 @@ mod tests {
     use crate::upload::program::NoWatch;
     use crate::upload::runner::wire::Ending;
     use nix::sys::socket::{
-        accept, bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
+        bind, listen, socket, AddressFamily, Backlog, SockFlag, SockType, UnixAddr,
     };
     use std::io::Read;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
 
     fn listener(path: &Path) -> OwnedFd {
@@ -308,8 +308,7 @@ mod tests {
         std::fs::write(&upload, b"content").unwrap();
         let server = listener(&sock);
         let unit = std::thread::spawn(move || {
-            // SAFETY: accept returned a new descriptor.
-            let conn = unsafe { OwnedFd::from_raw_fd(accept(server.as_raw_fd()).unwrap()) };
+            let conn = passfd::accept(server.as_fd()).unwrap();
             let got = passfd::receive(conn.as_fd(), MAX_MESSAGE).unwrap();
             let request = Request::decode(&got.bytes).unwrap();
             let mut text = String::new();
@@ -355,8 +354,7 @@ mod tests {
         std::fs::write(&upload, b"x").unwrap();
         let server = listener(&sock);
         let unit = std::thread::spawn(move || {
-            // SAFETY: accept returned a new descriptor.
-            let conn = unsafe { OwnedFd::from_raw_fd(accept(server.as_raw_fd()).unwrap()) };
+            let conn = passfd::accept(server.as_fd()).unwrap();
             passfd::receive(conn.as_fd(), MAX_MESSAGE).unwrap();
             // Gone without an answer.
         });
@@ -428,8 +426,7 @@ mod tests {
             let acceptor = std::thread::spawn(move || {
                 let mut units = Vec::new();
                 loop {
-                    // SAFETY: accept returned a new descriptor.
-                    let conn = unsafe { OwnedFd::from_raw_fd(accept(server.as_raw_fd()).unwrap()) };
+                    let conn = passfd::accept(server.as_fd()).unwrap();
                     if stopping.load(Ordering::SeqCst) {
                         return units;
                     }

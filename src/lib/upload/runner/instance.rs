@@ -26,8 +26,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
 use crate::os::cgroup::{self, Cgroup};
 use crate::os::fd::wait_readable;
+use crate::os::process::{self, ChildUsage};
 use crate::os::{passfd, systemd};
 use crate::upload::debian;
 use crate::upload::hash::Hash;
@@ -646,22 +650,17 @@ fn spawn_and_wait(
             g.kill_all(Duration::from_secs(5));
         }
         None => {
-            // SAFETY: kill(2) on the program's process group.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
     };
     let mut next_sample = Instant::now();
     let (status, usage) = loop {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid buffer; status is an out-pointer.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: wait4 on our child with valid out-pointers.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
-        if r == pid {
-            break (Some(status), usage);
-        }
-        if r < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break (None, usage);
+        match process::wait4_nohang(pid) {
+            Ok(Some((status, usage))) => break (Ok(status), usage),
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                break (Err(e), ChildUsage::default())
+            }
+            _ => {}
         }
         let now = Instant::now();
         if sample && over.is_none() && now >= next_sample {
@@ -743,21 +742,19 @@ fn spawn_and_wait(
     {
         over = Some(Limit::Memory);
     }
-    let rusage_cpu = (usage.ru_utime.tv_sec as u64 * 1_000_000 + usage.ru_utime.tv_usec as u64)
-        + (usage.ru_stime.tv_sec as u64 * 1_000_000 + usage.ru_stime.tv_usec as u64);
     let cpu_usec = group
         .and_then(|g| g.stat("cpu.stat", "usage_usec"))
-        .or(Some(rusage_cpu));
+        .or(Some(usage.cpu_usec));
     let peak_bytes = group
         .and_then(|g| g.number("memory.peak"))
-        .or_else(|| Some(sampled_peak.max(usage.ru_maxrss as u64 * 1024)));
+        .or_else(|| Some(sampled_peak.max(usage.maxrss_kib * 1024)));
     let ending = match (over, status) {
         (Some(limit), _) => Ending::OverLimit(limit),
         _ if timed_out => Ending::TimedOut,
-        (None, Some(s)) if libc::WIFEXITED(s) => Ending::Exited(libc::WEXITSTATUS(s)),
-        (None, Some(s)) if libc::WIFSIGNALED(s) => Ending::Signaled(libc::WTERMSIG(s)),
-        (None, Some(s)) => Ending::Unstartable(format!("unexpected wait status {s}")),
-        (None, None) => Ending::Unstartable(io::Error::last_os_error().to_string()),
+        (None, Ok(s)) if libc::WIFEXITED(s) => Ending::Exited(libc::WEXITSTATUS(s)),
+        (None, Ok(s)) if libc::WIFSIGNALED(s) => Ending::Signaled(libc::WTERMSIG(s)),
+        (None, Ok(s)) => Ending::Unstartable(format!("unexpected wait status {s}")),
+        (None, Err(e)) => Ending::Unstartable(e.to_string()),
     };
     Ok(Done {
         ending,
