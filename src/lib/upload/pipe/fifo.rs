@@ -330,7 +330,7 @@ impl Reader {
     /// The next event of a batch: the events handed out stay in the FIFO
     /// until [`Reader::commit`] takes them all out at once. `Ok(None)` ends
     /// the batch (everything looked at in one go, at most
-    /// [`BATCH_PEEK_LEN`] bytes) or says the FIFO is empty. A record cut by
+    /// `BATCH_PEEK_LEN` bytes) or says the FIFO is empty. A record cut by
     /// the end of what was looked at is left in the FIFO for the next
     /// batch. Reading in chunks, events are handed out as read.
     pub fn next_held(&mut self) -> io::Result<Option<Event>> {

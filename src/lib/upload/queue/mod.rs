@@ -3,7 +3,7 @@
 //! runs are scheduled from the queue, retried, and kept as failed when
 //! their retries are exhausted.
 //!
-//! - [`format`]: the file's bytes, versioned, checked frame by frame;
+//! - [`format`](mod@format): the file's bytes, versioned, checked frame by frame;
 //! - [`state`]: the queue in memory and what runs next;
 //! - [`store`]: the file in its directory, shared with `queue list`,
 //!   `queue retry` and `queue drop`.

@@ -1,7 +1,7 @@
 //! The queue file in its directory (the unit's `StateDirectory=`), shared
 //! between the reader and the administrator's commands.
 //!
-//! - `queue`: the entries ([`format`]), appended, rewritten from the queue
+//! - `queue`: the entries ([`format`](mod@format)), appended, rewritten from the queue
 //!   in memory at start and when it has grown;
 //! - `queue.lock`: every writer (the reader, `queue retry`, `queue drop`)
 //!   holds it exclusively while it appends, readers of the whole file
