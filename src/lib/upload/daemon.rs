@@ -564,10 +564,7 @@ impl<'a> MainLoop<'a> {
         busy |= self.requests();
         busy |= self.collect();
         busy |= self.dispatch();
-        // Handed jobs not started yet are counted by the workers themselves.
-        let handed = self.workers.busy().saturating_sub(self.workers.running());
-        self.workers
-            .set_queued(self.queue.ready().saturating_sub(handed));
+        self.workers.set_queued(self.queue.ready());
         if busy {
             program::Watch::wake(&mut self.supervisor);
             Ok(())
@@ -824,15 +821,15 @@ impl<'a> MainLoop<'a> {
     }
 
     /// Hands the runs that may start to the workers: up to `jobs` at once,
-    /// oldest first, one at a time per file, and as many more ahead, each
-    /// to start as soon as a run ends.
+    /// oldest first, one at a time per file; a single worker is also handed
+    /// the next record, to start as soon as its run ends.
     fn dispatch(&mut self) -> bool {
         if self.supervisor.stop.is_some() {
             return false;
         }
         let ids = self
             .queue
-            .next_runnable(now_us(), self.workers.room(), self.settings.jobs == 1);
+            .next_runnable(now_us(), self.workers.room(), self.workers.serial());
         if ids.is_empty() {
             return false;
         }

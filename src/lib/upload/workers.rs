@@ -22,6 +22,7 @@ use nix::fcntl::OFlag;
 use crate::os::fd::read_some;
 use crate::upload::pipe::Record;
 use crate::upload::program::{Report, Runner, Skip, Watch};
+use crate::upload::queue::{between, now_us};
 
 /// One run to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,12 +64,6 @@ pub struct Ended {
 enum Message {
     Started(RunStarted),
     Ended(Box<Ended>),
-}
-
-fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// What a worker's runs watch: whether the daemon is stopping (which ends
@@ -189,7 +184,7 @@ impl Workers {
                             continue;
                         }
                         let at_us = now_us();
-                        job.waited = Duration::from_micros(at_us.saturating_sub(job.queued_us));
+                        job.waited = between(job.queued_us, at_us);
                         batch.push(Message::Started(RunStarted {
                             job: job.clone(),
                             at_us,
@@ -226,8 +221,14 @@ impl Workers {
     /// runs them in the order handed over; several workers could run two
     /// runs of one file at once).
     pub fn room(&self) -> usize {
-        let ahead = usize::from(self.count == 1);
+        let ahead = usize::from(self.serial());
         (self.count + ahead).saturating_sub(self.busy)
+    }
+
+    /// A single worker: it runs what it is handed one at a time, in the
+    /// order handed over.
+    pub fn serial(&self) -> bool {
+        self.count == 1
     }
 
     /// Hands `job` over; it starts once a worker is free (call only while

@@ -87,6 +87,7 @@ struct Tally {
     failed: usize,
     /// Pending with a retry time.
     delayed: usize,
+    handed: usize,
 }
 
 impl Tally {
@@ -95,7 +96,8 @@ impl Tally {
             ItemState::Running => Some(&mut self.running),
             ItemState::Failed => Some(&mut self.failed),
             ItemState::Pending { due_us } if due_us > 0 => Some(&mut self.delayed),
-            ItemState::Pending { .. } | ItemState::Handed => None,
+            ItemState::Handed => Some(&mut self.handed),
+            ItemState::Pending { .. } => None,
         }
     }
 
@@ -240,10 +242,14 @@ impl Queue {
         self.items.len() - self.tally.failed
     }
 
-    /// Records that may run without waiting for a retry time: pending
-    /// (not delayed) or handed to a runner.
+    /// Records that may run without waiting for a retry time and are not
+    /// handed to a runner yet.
     pub fn ready(&self) -> usize {
-        self.items.len() - self.tally.failed - self.tally.running - self.tally.delayed
+        self.items.len()
+            - self.tally.failed
+            - self.tally.running
+            - self.tally.delayed
+            - self.tally.handed
     }
 
     /// Records running.
@@ -565,10 +571,7 @@ mod tests {
         assert_eq!(q.depth(), walk(&|i| i.state != ItemState::Failed));
         assert_eq!(
             q.ready(),
-            walk(&|i| matches!(
-                i.state,
-                ItemState::Handed | ItemState::Pending { due_us: 0 }
-            ))
+            walk(&|i| i.state == ItemState::Pending { due_us: 0 })
         );
         let due = q
             .items
