@@ -172,14 +172,7 @@ pub fn pidfd_open(pid: libc::pid_t) -> io::Result<OwnedFd> {
 /// ended, `None` while it runs. Any wait status is returned as the kernel
 /// gave it (a real-time signal's too).
 pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<libc::c_int>> {
-    let mut status = 0;
-    // SAFETY: status is a live int that waitpid writes.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    match r {
-        r if r < 0 => Err(io::Error::last_os_error()),
-        r if r == pid => Ok(Some(status)),
-        _ => Ok(None),
-    }
+    Ok(wait4_nohang(pid)?.map(|(status, _)| status))
 }
 
 /// What a child used, from `wait4(2)`'s `rusage`.
