@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pure-uploadscript against Debian's C reader in a booted container, with
 # journald logging and the queue's syncs: N records written into the upload
-# pipe at once (as pure-ftpd writes them), the time to the run on the last.
+# pipe at once (as pure-ftpd writes them), the time to the run on the last
+# (which opens a FIFO the timer waits on: no polling takes CPU meanwhile).
 #
 # Boots the end-to-end suite's container (tests/e2e/run: systemd-nspawn over
 # an overlay of this machine's root, the package installed next to Debian's

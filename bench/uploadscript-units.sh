@@ -9,7 +9,9 @@
 # pure-ftpd) and runs only the cases that set it up plus bench-units. The
 # program is /bin/true; N records naming existing files are written into the
 # upload pipe at once, and the time is from the first write to the reader's
-# STATUS= counting them all. Needs root.
+# metrics.json counting them all (read in-process every 5 ms: polling
+# through systemctl costs pid 1 and D-Bus as much CPU as a unit start).
+# Needs root.
 #
 # Usage: bench/uploadscript-units.sh [N uploads per round (200)] [rounds (3)]
 # Environment: E2E_DEB (a package already built; otherwise it is built).

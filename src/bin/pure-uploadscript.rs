@@ -21,7 +21,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(profile) = args.run_instance {
         // One run, for pure-uploadscript-run@.service.
-        journal::init("pure-uploadscript-run", journal::choose_sink(true), false);
+        journal::init_on_first_event("pure-uploadscript-run", false);
         let status = match instance::serve(profile) {
             Ok(()) => ExitStatus::Ok,
             Err(e) => {

@@ -75,15 +75,6 @@ impl Cgroup {
         self.write("cgroup.procs", "0")
     }
 
-    /// `cgroup.procs`, opened for writing: a child writes `0` into it
-    /// between `fork` and `exec` to start in this cgroup.
-    pub fn procs_file(&self) -> io::Result<OwnedFd> {
-        Ok(fs::OpenOptions::new()
-            .write(true)
-            .open(self.dir.join("cgroup.procs"))?
-            .into())
-    }
-
     /// Its directory, open (`O_PATH`), for `clone3(CLONE_INTO_CGROUP)`.
     pub fn dir_fd(&self) -> io::Result<OwnedFd> {
         use std::os::unix::fs::OpenOptionsExt;
@@ -104,6 +95,9 @@ impl Cgroup {
     /// Enables `controllers` for its children (those available; the
     /// cgroup must hold no process itself).
     pub fn enable(&self, controllers: &[&str]) -> Vec<String> {
+        if controllers.is_empty() {
+            return Vec::new();
+        }
         let available = self.controllers();
         let mut enabled = Vec::new();
         for c in controllers {
@@ -127,8 +121,11 @@ impl Cgroup {
 
     /// Kills every process in it (`cgroup.kill`, or `SIGKILL` to each pid
     /// until none is left where the kernel lacks it), waiting up to
-    /// `patience` for them to be gone.
+    /// `patience` for them to be gone. An empty cgroup is left as it is.
     pub fn kill_all(&self, patience: Duration) -> bool {
+        if self.procs().is_empty() {
+            return true;
+        }
         let fast = self.write("cgroup.kill", "1").is_ok();
         let until = Instant::now() + patience;
         loop {

@@ -187,11 +187,28 @@ pub struct ChildUsage {
 /// `wait4(pid, WNOHANG)`: the raw wait status and the resources used once
 /// the child `pid` has ended, `None` while it runs.
 pub fn wait4_nohang(pid: libc::pid_t) -> io::Result<Option<(libc::c_int, ChildUsage)>> {
+    wait4(pid, libc::WNOHANG)
+}
+
+/// `waitpid(pid, 0)`: waits for the child `pid` to end (through signals
+/// that interrupt the wait) and returns its raw wait status.
+pub fn wait_for(pid: libc::pid_t) -> io::Result<libc::c_int> {
+    loop {
+        match wait4(pid, 0) {
+            Ok(Some((status, _))) => return Ok(status),
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn wait4(pid: libc::pid_t, flags: libc::c_int) -> io::Result<Option<(libc::c_int, ChildUsage)>> {
     let mut status = 0;
     // SAFETY: rusage is a plain C struct; all-zero is valid.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: status and usage are live values that wait4 writes.
-    let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+    let r = unsafe { libc::wait4(pid, &mut status, flags, &mut usage) };
     if r < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -217,7 +234,7 @@ mod tests {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
         let env = [std::ffi::CString::new("PATH=/usr/bin:/bin").unwrap()];
-        let pid = crate::os::spawn::posix_spawn(
+        let pid = crate::os::spawn::vfork_spawn(
             c"/bin/sh",
             &[c"/bin/sh", c"-c", script],
             &env,
@@ -263,6 +280,16 @@ mod tests {
         // Reaped: nothing left to wait for.
         let e = wait_nohang(pid).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ECHILD));
+    }
+
+    #[test]
+    fn wait_for_returns_once_the_child_has_ended() {
+        let (pid, stdin) = child(c"read x; exit 7");
+        drop(stdin);
+        let status = wait_for(pid).unwrap();
+        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7);
+        // Reaped: there is nothing left to wait for.
+        assert!(wait_for(pid).is_err());
     }
 
     #[test]

@@ -7,6 +7,11 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// `openat2` was refused with `ENOSYS` (an old kernel, or a seccomp filter
+/// that lacks it): it is not tried again.
+static OPENAT2_MISSING: AtomicBool = AtomicBool::new(false);
 
 /// Why a path could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +51,9 @@ pub fn open_no_symlinks(dir: Option<&OwnedFd>, path: &Path) -> Result<OwnedFd, R
     let flags =
         libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
     let dirfd = dir.map(|d| d.as_raw_fd()).unwrap_or(libc::AT_FDCWD);
+    if OPENAT2_MISSING.load(Ordering::Relaxed) {
+        return walk(dirfd, path, flags);
+    }
     let cpath = cstring(path.as_os_str().as_bytes())?;
     // SAFETY: open_how is a plain C struct; all-zero is valid.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
@@ -64,7 +72,10 @@ pub fn open_no_symlinks(dir: Option<&OwnedFd>, path: &Path) -> Result<OwnedFd, R
     };
     match owned(raw) {
         Ok(fd) => Ok(fd),
-        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => walk(dirfd, path, flags),
+        Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+            OPENAT2_MISSING.store(true, Ordering::Relaxed);
+            walk(dirfd, path, flags)
+        }
         Err(e) => Err(classify(e)),
     }
 }

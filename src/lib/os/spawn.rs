@@ -1,11 +1,13 @@
-//! Starting a program: with `posix_spawn` ([`posix_spawn`]), or with
-//! `fork` and `execve` ([`spawn`]) where `posix_spawn` cannot do what is
-//! needed between the two: join a cgroup, empty the capability bounding
-//! set, switch to another uid and gid.
+//! Starting a program: in the manner of `posix_spawn` ([`vfork_spawn`]),
+//! or with `fork` and `execve` ([`spawn`]) where more is needed between the
+//! two: join a cgroup, empty the capability bounding set, switch to another
+//! uid and gid. Either child resets only the signal dispositions that are
+//! not the default already.
 
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::OnceLock;
 
 /// What the child is given.
 #[derive(Debug)]
@@ -20,11 +22,9 @@ pub struct Spec<'a> {
     pub stdio: [BorrowedFd<'a>; 3],
     /// Descriptor 3, if any.
     pub fd3: Option<BorrowedFd<'a>>,
-    /// A cgroup's `cgroup.procs`, open for writing: the child joins it.
-    pub cgroup_procs: Option<BorrowedFd<'a>>,
-    /// The same cgroup's directory: the child is created in it
-    /// (`clone3(CLONE_INTO_CGROUP)`, which spares a migration), falling
-    /// back to joining it through `cgroup_procs` where `clone3` is refused.
+    /// A cgroup's directory: the child is created in it
+    /// (`clone3(CLONE_INTO_CGROUP)`, which spares a migration), or joins it
+    /// through its `cgroup.procs` where `clone3` is refused.
     pub cgroup_dir: Option<BorrowedFd<'a>>,
     /// The uid and gid to switch to (`setgroups([gid])`, `setgid`, `setuid`).
     pub identity: Option<(u32, u32)>,
@@ -77,14 +77,19 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
     // SAFETY: pipe2 returned two new descriptors.
     let (report_r, report_w) =
         unsafe { (OwnedFd::from_raw_fd(pipe[0]), OwnedFd::from_raw_fd(pipe[1])) };
-    let last_cap = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
-        .unwrap_or(63);
+    let last_cap = if spec.drop_capabilities {
+        std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+            .ok()
+            .and_then(|s| s.trim().parse::<libc::c_ulong>().ok())
+            .unwrap_or(63)
+    } else {
+        0
+    };
     let stdio: Vec<RawFd> = spec.stdio.iter().map(|f| f.as_raw_fd()).collect();
+    let reset = non_default_signals();
     let fd3 = spec.fd3.map(|f| f.as_raw_fd());
-    let procs = spec.cgroup_procs.map(|f| f.as_raw_fd());
-    let mut procs = procs;
+    // The cgroup the child joins itself (when clone3 is refused).
+    let mut join = spec.cgroup_dir.map(|f| f.as_raw_fd());
     let mut pid = -1;
     if let Some(dir) = spec.cgroup_dir {
         let args = CloneArgs {
@@ -103,7 +108,7 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
             )
         } as libc::pid_t;
         if pid >= 0 {
-            procs = None;
+            join = None;
         }
     }
     if pid < 0 {
@@ -126,10 +131,12 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
                 libc::write(report_w.as_raw_fd(), msg.as_ptr().cast(), 5);
                 libc::_exit(127)
             };
-            if let Some(procs) = procs {
-                if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+            if let Some(dir) = join {
+                let procs = libc::openat(dir, c"cgroup.procs".as_ptr(), libc::O_WRONLY);
+                if procs < 0 || libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
                     fail(0);
                 }
+                libc::close(procs);
             }
             if libc::setpgid(0, 0) < 0 {
                 fail(6);
@@ -149,10 +156,9 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
             let mut empty: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut empty);
             libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-            for sig in 1..libc::SIGRTMIN() {
-                if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                    libc::signal(sig, libc::SIG_DFL);
-                }
+            let default: KernelSigaction = [0; 4];
+            for &sig in reset {
+                rt_sigaction(sig, &default, std::ptr::null_mut());
             }
             if libc::chdir(c"/".as_ptr()) < 0 {
                 fail(2);
@@ -205,14 +211,124 @@ pub fn spawn(spec: &Spec<'_>) -> io::Result<libc::pid_t> {
     Err(io::Error::new(e.kind(), format!("{step}: {e}")))
 }
 
-/// Starts `program` with `posix_spawn(3)` in a process group of its own,
-/// with an empty signal mask and every signal but `SIGKILL` and `SIGSTOP`
-/// at its default disposition, `stdio` as descriptors 0, 1 and 2, `fd3`
-/// (if any) as descriptor 3, and `/` as working directory. `argv` and
-/// `env` are passed as they are. Returns the child's pid once it has called
-/// `execve`; an error is the first failure of the attribute and action
-/// set-up, or `posix_spawn`'s.
-pub fn posix_spawn(
+/// The kernel's `struct sigaction`, with room to spare: all-zero is
+/// `SIG_DFL` with no flags and an empty mask.
+type KernelSigaction = [u64; 4];
+
+/// `rt_sigaction(2)` itself: glibc's wrapper refuses the two real-time
+/// signals it keeps for itself, which may be ignored all the same (and an
+/// ignored signal stays ignored across `execve`).
+///
+/// # Safety
+/// `new` and `old` must be null or point at a [`KernelSigaction`].
+unsafe fn rt_sigaction(
+    sig: libc::c_int,
+    new: *const KernelSigaction,
+    old: *mut KernelSigaction,
+) -> libc::c_long {
+    // SAFETY: as the caller guarantees; the kernel's sigset is 8 bytes.
+    unsafe { libc::syscall(libc::SYS_rt_sigaction, sig, new, old, 8) }
+}
+
+/// Signals whose disposition in this process is not the default (ignored,
+/// or caught): the only ones a child resets before `execve`. Read once, at
+/// the first start: the daemon sets no disposition after it has started.
+fn non_default_signals() -> &'static [libc::c_int] {
+    static SIGNALS: OnceLock<Vec<libc::c_int>> = OnceLock::new();
+    SIGNALS.get_or_init(|| {
+        (1..=libc::SIGRTMAX())
+            .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+            .filter(|&sig| {
+                let mut old: KernelSigaction = [0; 4];
+                // SAFETY: reading a disposition into a buffer of the size.
+                let read = unsafe { rt_sigaction(sig, std::ptr::null(), &mut old) };
+                // The handler comes first: 0 is SIG_DFL.
+                read == 0 && old[0] != 0
+            })
+            .collect()
+    })
+}
+
+/// What the child of [`vfork_spawn`] is given, prepared before the clone;
+/// it writes `errno` back when a step fails.
+#[repr(C)]
+struct ChildArgs {
+    program: *const libc::c_char,
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    /// Source of descriptors 0, 1, 2 and 3 (-1: none for 3).
+    fds: [RawFd; 4],
+    reset: *const libc::c_int,
+    reset_len: usize,
+    errno: libc::c_int,
+}
+
+/// The child's stack: it only makes system calls before `execve`.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// Runs in the child of [`vfork_spawn`], on its own stack, in the parent's
+/// memory, while the parent waits: sets up and execs, or writes `errno` and
+/// exits.
+extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's ChildArgs, alive until the parent resumes
+    // (after our execve or _exit); only async-signal-safe calls are made,
+    // with no allocation.
+    unsafe {
+        let args = arg.cast::<ChildArgs>();
+        let fail = || -> ! {
+            std::ptr::write_volatile(
+                std::ptr::addr_of_mut!((*args).errno),
+                *libc::__errno_location(),
+            );
+            libc::_exit(127)
+        };
+        if libc::setpgid(0, 0) < 0 {
+            fail();
+        }
+        for (target, &fd) in (*args).fds.iter().enumerate() {
+            let target = target as RawFd;
+            if fd < 0 {
+                continue;
+            }
+            // dup2 onto itself keeps close-on-exec: clear it instead.
+            let done = if fd == target {
+                libc::fcntl(fd, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, target)
+            };
+            if done < 0 {
+                fail();
+            }
+        }
+        let default: KernelSigaction = [0; 4];
+        for i in 0..(*args).reset_len {
+            rt_sigaction(*(*args).reset.add(i), &default, std::ptr::null_mut());
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        if libc::chdir(c"/".as_ptr()) < 0 {
+            fail();
+        }
+        libc::execve((*args).program, (*args).argv, (*args).envp);
+        fail()
+    }
+}
+
+/// Starts `program` as `posix_spawn(3)` does (a child that shares this
+/// process's memory, `CLONE_VM | CLONE_VFORK`, while it sets up and execs),
+/// in a process group of its own, with an empty signal mask and every
+/// signal at its default disposition, `stdio` as descriptors 0, 1 and 2,
+/// `fd3` (if any) as descriptor 3, and `/` as working directory. `argv` and
+/// `env` are passed as they are. Descriptors other than these must be
+/// close-on-exec, and the sources numbered 3 or above (bar `fd3` as 3).
+///
+/// Unlike glibc's, the child sets only the dispositions that are not
+/// already the default (glibc's sets every signal's, some 64 system calls,
+/// each one paid again under a seccomp filter), and nothing is allocated or
+/// mapped per start. Returns the child's pid once it has called `execve`,
+/// or why it could not.
+pub fn vfork_spawn(
     program: &CStr,
     argv: &[&CStr],
     env: &[CString],
@@ -223,64 +339,59 @@ pub fn posix_spawn(
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|v| v.as_ptr()).collect();
     envp.push(std::ptr::null());
-    // SAFETY: the attribute and action objects are initialised before use
-    // and destroyed after; every pointer passed (program, argv, envp and the
-    // strings they point at, the signal sets, "/") stays valid until
-    // posix_spawn returns (glibc waits for the child's exec); the
-    // descriptors are borrowed for as long.
-    unsafe {
-        let mut attr: libc::posix_spawnattr_t = std::mem::zeroed();
-        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
-        libc::posix_spawnattr_init(&mut attr);
-        libc::posix_spawn_file_actions_init(&mut actions);
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        let mut defaults: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut defaults);
-        // Every signal, real-time ones too: glibc's child then sets each
-        // disposition once instead of reading it first (the two it keeps
-        // for itself are refused by sigaddset and skipped).
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::sigaddset(&mut defaults, sig);
-            }
-        }
-        let flags = libc::POSIX_SPAWN_SETPGROUP as libc::c_int
-            | libc::POSIX_SPAWN_SETSIGMASK as libc::c_int
-            | libc::POSIX_SPAWN_SETSIGDEF as libc::c_int;
-        let mut rc = libc::posix_spawnattr_setflags(&mut attr, flags as libc::c_short);
-        rc |= libc::posix_spawnattr_setpgroup(&mut attr, 0);
-        rc |= libc::posix_spawnattr_setsigmask(&mut attr, &empty);
-        rc |= libc::posix_spawnattr_setsigdefault(&mut attr, &defaults);
-        for (target, fd) in stdio.iter().enumerate() {
-            rc |= libc::posix_spawn_file_actions_adddup2(
-                &mut actions,
-                fd.as_raw_fd(),
-                target as libc::c_int,
-            );
-        }
-        if let Some(fd) = fd3 {
-            rc |= libc::posix_spawn_file_actions_adddup2(&mut actions, fd.as_raw_fd(), 3);
-        }
-        rc |= libc::posix_spawn_file_actions_addchdir_np(&mut actions, c"/".as_ptr());
-        let mut pid = 0;
-        if rc == 0 {
-            rc = libc::posix_spawn(
-                &mut pid,
-                program.as_ptr(),
-                &actions,
-                &attr,
-                argv.as_ptr().cast(),
-                envp.as_ptr().cast(),
-            );
-        }
-        libc::posix_spawn_file_actions_destroy(&mut actions);
-        libc::posix_spawnattr_destroy(&mut attr);
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        Ok(pid)
+    let reset = non_default_signals();
+    let mut args = ChildArgs {
+        program: program.as_ptr(),
+        argv: argv.as_ptr(),
+        envp: envp.as_ptr(),
+        fds: [
+            stdio[0].as_raw_fd(),
+            stdio[1].as_raw_fd(),
+            stdio[2].as_raw_fd(),
+            fd3.map_or(-1, |f| f.as_raw_fd()),
+        ],
+        reset: reset.as_ptr(),
+        reset_len: reset.len(),
+        errno: 0,
+    };
+    let mut stack: Vec<u8> = Vec::with_capacity(CHILD_STACK);
+    // SAFETY: the stack's top (the child's stack grows down), 16-aligned,
+    // within the allocation; the child writes below it, nothing reads it.
+    let top = unsafe { stack.as_mut_ptr().add(CHILD_STACK) };
+    let top = (top as usize & !15) as *mut libc::c_void;
+    // SAFETY: every signal is blocked in this thread while the child runs
+    // in its memory (no handler of ours may run on the child's stack);
+    // CLONE_VFORK suspends this thread until the child has called execve
+    // or _exit, so `args`, `argv`, `envp`, the strings and the stack stay
+    // alive and unmoved for as long as the child uses them.
+    let (pid, clone_error) = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+        let pid = libc::clone(
+            child_main,
+            top,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            std::ptr::addr_of_mut!(args).cast(),
+        );
+        let clone_error = io::Error::last_os_error();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+        (pid, clone_error)
+    };
+    drop(stack);
+    if pid < 0 {
+        return Err(clone_error);
     }
+    // SAFETY: the child has exec'd or exited: nothing writes `args` now.
+    let errno = unsafe { std::ptr::read_volatile(std::ptr::addr_of!(args.errno)) };
+    if errno != 0 {
+        let mut status = 0;
+        // SAFETY: reaping the child that failed.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+        return Err(io::Error::from_raw_os_error(errno));
+    }
+    Ok(pid)
 }
 
 #[cfg(test)]
@@ -305,7 +416,6 @@ mod tests {
             env: &env,
             stdio: [null, null, null],
             fd3: None,
-            cgroup_procs: None,
             cgroup_dir: None,
             identity: None,
             drop_capabilities: false,
@@ -325,18 +435,18 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
     }
 
-    #[test]
-    fn posix_spawn_maps_descriptors_and_starts_a_process_group() {
+    /// Runs `script` with `/bin/sh` through [`vfork_spawn`], its standard
+    /// output (and descriptor 3 too) on a pipe: its pid, exit status and
+    /// output.
+    fn sh(script: &str) -> (libc::pid_t, libc::c_int, String) {
         let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let program = c("/bin/sh");
-        let script = c("read -r _ _ _ _ g _ </proc/$$/stat; echo \"$(pwd) $g $$\"; echo three >&3");
-        let env = [c("PATH=/usr/bin:/bin")];
-        let argv = [program.as_c_str(), c"-c", script.as_c_str()];
-        let pid = posix_spawn(
+        let script = c(script);
+        let pid = vfork_spawn(
             &program,
-            &argv,
-            &env,
+            &[program.as_c_str(), c"-c", script.as_c_str()],
+            &[c("PATH=/usr/bin:/bin")],
             [null.as_fd(), w.as_fd(), null.as_fd()],
             Some(w.as_fd()),
         )
@@ -347,6 +457,13 @@ mod tests {
         let mut status = 0;
         // SAFETY: waiting for our child.
         unsafe { libc::waitpid(pid, &mut status, 0) };
+        (pid, status, out)
+    }
+
+    #[test]
+    fn vfork_spawn_maps_descriptors_and_starts_a_process_group() {
+        let (pid, status, out) =
+            sh("read -r _ _ _ _ g _ </proc/$$/stat; echo \"$(pwd) $g $$\"; echo three >&3");
         assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
         let mut lines = out.lines();
         let first: Vec<&str> = lines.next().unwrap().split_whitespace().collect();
@@ -354,8 +471,10 @@ mod tests {
         assert_eq!(first[2], pid.to_string());
         assert_eq!(first[1], pid.to_string(), "its own process group");
         assert_eq!(lines.next(), Some("three"));
+        let null: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        let env = [c("PATH=/usr/bin:/bin")];
         let missing = c("/nonexistent/program");
-        let e = posix_spawn(
+        let e = vfork_spawn(
             &missing,
             &[missing.as_c_str()],
             &env,
@@ -364,5 +483,23 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn vfork_spawn_starts_with_no_signal_blocked_or_ignored() {
+        // This thread blocks SIGUSR2; SIGPIPE is ignored by Rust's runtime.
+        // SAFETY: sigset_t is a plain C struct; changing this thread's mask.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGUSR2);
+            libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        }
+        let (_, _, out) = sh("grep -E '^Sig(Blk|Ign)' /proc/$$/status");
+        assert!(non_default_signals().contains(&libc::SIGPIPE));
+        assert_eq!(
+            out, "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+            "{out}"
+        );
     }
 }

@@ -750,6 +750,12 @@ impl Hook {
         &self.config
     }
 
+    /// `/dev/null`, open for reading and writing: the program's standard
+    /// input (and output when not captured).
+    pub fn devnull(&self) -> BorrowedFd<'_> {
+        self.devnull.as_fd()
+    }
+
     /// The environment given to the program for `facts` and virtual user
     /// `vuser`.
     pub fn environment(&self, facts: &FileFacts, vuser: &[u8], fd_passed: bool) -> Vec<CString> {
@@ -844,7 +850,7 @@ impl Hook {
         out: BorrowedFd<'_>,
         err: BorrowedFd<'_>,
     ) -> io::Result<libc::pid_t> {
-        spawn::posix_spawn(
+        spawn::vfork_spawn(
             &self.program,
             &[self.program.as_c_str(), arg],
             env,
@@ -885,6 +891,19 @@ impl Hook {
             Err(e) => return (Status::Unstartable(e), Vec::new(), Vec::new()),
         };
         let (mut out, mut err) = (Tail::default(), Tail::default());
+        if out_r.is_none()
+            && deadline.is_none()
+            && watch.fd().is_none()
+            && watch.deadline().is_none()
+        {
+            // Nothing to read, no time limit, nothing to wake for: the
+            // program is waited for alone, without a pidfd or a poll.
+            return (
+                ending(process::wait_for(pid), false),
+                Vec::new(),
+                Vec::new(),
+            );
+        }
         let pidfd = pidfd_open(pid);
         let mut killed = false;
         // With a pidfd, poll tells when the program has ended: the first
@@ -936,14 +955,23 @@ impl Hook {
         if let Some(fd) = &err_r {
             pump(fd.as_fd(), &mut err);
         }
-        let status = match wait_status {
-            _ if killed => Status::TimedOut,
-            Ok(s) if libc::WIFEXITED(s) => Status::Exited(libc::WEXITSTATUS(s)),
-            Ok(s) if libc::WIFSIGNALED(s) => Status::Signaled(libc::WTERMSIG(s)),
-            Ok(s) => Status::Unstartable(io::Error::other(format!("unexpected wait status {s}"))),
-            Err(e) => Status::Unstartable(e),
-        };
-        (status, out.into_inner(), err.into_inner())
+        (
+            ending(wait_status, killed),
+            out.into_inner(),
+            err.into_inner(),
+        )
+    }
+}
+
+/// How a run ended, from its wait status (or why it could not be waited
+/// for); `killed` at its timeout.
+fn ending(waited: io::Result<libc::c_int>, killed: bool) -> Status {
+    match waited {
+        _ if killed => Status::TimedOut,
+        Ok(s) if libc::WIFEXITED(s) => Status::Exited(libc::WEXITSTATUS(s)),
+        Ok(s) if libc::WIFSIGNALED(s) => Status::Signaled(libc::WTERMSIG(s)),
+        Ok(s) => Status::Unstartable(io::Error::other(format!("unexpected wait status {s}"))),
+        Err(e) => Status::Unstartable(e),
     }
 }
 

@@ -191,19 +191,24 @@ fn keep_env_passes_the_daemon_environment() {
 fn exit_status_signal_and_missing_program() {
     let fx = Fixture::new();
     let file = fx.file("f", b"x");
-    let hook = fx.hook(&fx.script("three", "exit 3"), |_| {});
-    assert!(matches!(run(&hook, b"u", &file).status, Status::Exited(3)));
-    let hook = fx.hook(&fx.script("sig", "kill -USR1 $$"), |_| {});
-    assert!(matches!(
-        run(&hook, b"u", &file).status,
-        Status::Signaled(libc::SIGUSR1)
-    ));
-    let hook = fx.hook(&fx.path("absent"), |_| {});
-    let status = run(&hook, b"u", &file).status;
-    let Status::Unstartable(e) = status else {
-        panic!("{status:?}")
-    };
-    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    // With a timeout the run is polled; without one (and nothing to read)
+    // the program is waited for alone.
+    for timeout in [Some(Duration::from_secs(30)), None] {
+        let with = |c: &mut HookConfig| c.timeout = timeout;
+        let hook = fx.hook(&fx.script("three", "exit 3"), with);
+        assert!(matches!(run(&hook, b"u", &file).status, Status::Exited(3)));
+        let hook = fx.hook(&fx.script("sig", "kill -USR1 $$"), with);
+        assert!(matches!(
+            run(&hook, b"u", &file).status,
+            Status::Signaled(libc::SIGUSR1)
+        ));
+        let hook = fx.hook(&fx.path("absent"), with);
+        let status = run(&hook, b"u", &file).status;
+        let Status::Unstartable(e) = status else {
+            panic!("{status:?}")
+        };
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    }
 }
 
 #[test]

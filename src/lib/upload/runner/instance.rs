@@ -387,10 +387,25 @@ fn drain(fd: BorrowedFd<'_>, lines: &mut Lines<'_>) -> bool {
 /// cgroup `program` is removed when it is dropped.
 struct Place {
     program: Option<Cgroup>,
+    /// The memory controller is on for `program` (`memory.*` files).
+    memory_files: bool,
     kernel_memory: bool,
     kernel_tasks: bool,
     /// `cpu_quota` in percent, when it could not be applied.
     cpu_unapplied: Option<u32>,
+}
+
+impl Place {
+    /// No cgroup of the run's own: the run is where the instance is.
+    fn unconfined() -> Place {
+        Place {
+            program: None,
+            memory_files: false,
+            kernel_memory: false,
+            kernel_tasks: false,
+            cpu_unapplied: None,
+        }
+    }
 }
 
 impl Drop for Place {
@@ -403,12 +418,7 @@ impl Drop for Place {
 
 fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
     let Some(own) = Cgroup::own() else {
-        return Place {
-            program: None,
-            kernel_memory: false,
-            kernel_tasks: false,
-            cpu_unapplied: None,
-        };
+        return Place::unconfined();
     };
     let mut wanted = Vec::new();
     if settings.memory_max.is_some() {
@@ -439,12 +449,7 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
                 "cannot make the run's cgroup under {}: {e}",
                 own.path().display()
             ));
-            return Place {
-                program: None,
-                kernel_memory: false,
-                kernel_tasks: false,
-                cpu_unapplied: None,
-            };
+            return Place::unconfined();
         }
     };
     let enabled = own.enable(&wanted);
@@ -472,6 +477,7 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
     }
     Place {
         program: Some(program),
+        memory_files: on("memory"),
         kernel_memory,
         kernel_tasks,
         cpu_unapplied,
@@ -544,6 +550,7 @@ fn run(
         request,
         file.as_ref(),
         &env,
+        hook.devnull(),
         &place,
         conn,
         unit,
@@ -581,6 +588,7 @@ fn spawn_and_wait(
     request: &Request,
     file: Option<&OwnedFd>,
     env: &[CString],
+    devnull: BorrowedFd<'_>,
     place: &Place,
     conn: &OwnedFd,
     unit: &str,
@@ -588,18 +596,8 @@ fn spawn_and_wait(
 ) -> io::Result<Done> {
     let program_c = program::cstring(settings.program.as_os_str().as_bytes())?;
     let argv = [program_c.clone(), program::cstring(&request.file)?];
-    let devnull: OwnedFd = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?
-        .into();
-    let devnull = program::move_high(devnull)?;
     let (out_r, out_w) = program::pipe()?;
     let (err_r, err_w) = program::pipe()?;
-    let procs = match &place.program {
-        Some(g) => Some(program::move_high(g.procs_file()?)?),
-        None => None,
-    };
     let cgroup_dir = match &place.program {
         Some(g) => g.dir_fd().ok(),
         None => None,
@@ -613,9 +611,8 @@ fn spawn_and_wait(
         program: &program_c,
         argv: &argv,
         env,
-        stdio: [devnull.as_fd(), out_w.as_fd(), err_w.as_fd()],
+        stdio: [devnull, out_w.as_fd(), err_w.as_fd()],
         fd3: file.map(|f| f.as_fd()),
-        cgroup_procs: procs.as_ref().map(|f| f.as_fd()),
         cgroup_dir: cgroup_dir.as_ref().map(|f| f.as_fd()),
         identity,
         drop_capabilities: profile == Profile::Strict,
@@ -653,7 +650,9 @@ fn spawn_and_wait(
             let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
         }
     };
-    let mut next_sample = Instant::now();
+    // Just started, it is one process of a few pages: sampled from then on
+    // (a run that ends before has its peak from its rusage).
+    let mut next_sample = Instant::now() + SAMPLE_EVERY;
     let (status, usage) = loop {
         match process::wait4_nohang(pid) {
             Ok(Some((status, usage))) => break (Ok(status), usage),
@@ -734,8 +733,9 @@ fn spawn_and_wait(
     err.finish();
     kill(place);
     let group = place.program.as_ref();
+    let memory_files = group.filter(|_| place.memory_files);
     if over.is_none()
-        && group
+        && memory_files
             .and_then(|g| g.stat("memory.events", "oom_kill"))
             .unwrap_or(0)
             > 0
@@ -745,7 +745,7 @@ fn spawn_and_wait(
     let cpu_usec = group
         .and_then(|g| g.stat("cpu.stat", "usage_usec"))
         .or(Some(usage.cpu_usec));
-    let peak_bytes = group
+    let peak_bytes = memory_files
         .and_then(|g| g.number("memory.peak"))
         .or_else(|| Some(sampled_peak.max(usage.maxrss_kib * 1024)));
     let ending = match (over, status) {
