@@ -947,10 +947,12 @@ EOF2
     ct_write /usr/local/bin/e2e-units-client 0755 <<'EOF2'
 #!/usr/bin/python3
 # e2e-units-client N FIFO METRICS: prints ms per upload.
-import json, os, sys, time
+import fcntl, json, os, sys, time
 n, fifo, metrics = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 def done():
+    # The reader rewrites the file in place under an exclusive lock.
     with open(metrics) as f:
+        fcntl.flock(f, fcntl.LOCK_SH)
         m = json.load(f)
     return m["processed"] + m["rejected"] + m["failed"]
 before = done()
