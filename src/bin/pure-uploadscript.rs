@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use pureftpd_systemd::cli::queue;
-use pureftpd_systemd::cli::uploadscript::{Args, Command, ExitStatus};
+use pureftpd_systemd::cli::uploadscript::{run_instance_line, Args, Command, ExitStatus};
 use pureftpd_systemd::os::journal;
 use pureftpd_systemd::upload::daemon;
+use pureftpd_systemd::upload::limits::Profile;
 use pureftpd_systemd::upload::runner::instance;
 use pureftpd_systemd::upload::settings::{Inputs, Settings};
 
@@ -17,19 +18,26 @@ fn fail(error: &dyn Display, status: ExitStatus) -> ExitStatus {
     status
 }
 
+/// One run, for pure-uploadscript-run@.service.
+fn serve_instance(profile: Profile) -> ExitCode {
+    journal::init_on_first_event("pure-uploadscript-run", false);
+    let status = match instance::serve(profile) {
+        Ok(()) => ExitStatus::Ok,
+        Err(e) => {
+            tracing::error!("{e}");
+            fail(&e, ExitStatus::Runtime)
+        }
+    };
+    status.into()
+}
+
 fn main() -> ExitCode {
+    if let Some(profile) = run_instance_line(std::env::args_os()) {
+        return serve_instance(profile);
+    }
     let args = Args::parse();
     if let Some(profile) = args.run_instance {
-        // One run, for pure-uploadscript-run@.service.
-        journal::init_on_first_event("pure-uploadscript-run", false);
-        let status = match instance::serve(profile) {
-            Ok(()) => ExitStatus::Ok,
-            Err(e) => {
-                tracing::error!("{e}");
-                fail(&e, ExitStatus::Runtime)
-            }
-        };
-        return status.into();
+        return serve_instance(profile);
     }
     journal::init("pure-uploadscript", journal::choose_sink(true), false);
     if let Some(Command::Queue(command)) = args.command.clone() {

@@ -298,10 +298,48 @@ impl From<Args> for Overrides {
     }
 }
 
+/// The profile when the command line is exactly `--run-instance PROFILE`,
+/// as the run units give it; read without building the whole parser, since
+/// a run unit starts for every upload. Any other command line is `None`
+/// (and goes through [`Args`], which also knows `--run-instance`).
+pub fn run_instance_line(args: impl IntoIterator<Item = std::ffi::OsString>) -> Option<Profile> {
+    let mut args = args.into_iter().skip(1);
+    let (Some(flag), Some(name), None) = (args.next(), args.next(), args.next()) else {
+        return None;
+    };
+    if flag != "--run-instance" {
+        return None;
+    }
+    [Profile::Default, Profile::Strict]
+        .into_iter()
+        .find(|p| name == p.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_run_units_command_line_is_read_without_the_parser() {
+        let line = |args: &[&str]| {
+            run_instance_line(
+                std::iter::once("pure-uploadscript")
+                    .chain(args.iter().copied())
+                    .map(std::ffi::OsString::from),
+            )
+        };
+        assert_eq!(line(&["--run-instance", "default"]), Some(Profile::Default));
+        assert_eq!(line(&["--run-instance", "strict"]), Some(Profile::Strict));
+        // Anything else is the parser's, which knows the option too.
+        assert_eq!(line(&["--run-instance", "lax"]), None);
+        assert_eq!(line(&["--run-instance=strict"]), None);
+        assert_eq!(line(&["--run-instance", "strict", "-r", "/bin/true"]), None);
+        assert_eq!(line(&["-r", "/bin/true"]), None);
+        assert_eq!(line(&[]), None);
+        let parsed = Args::try_parse_from(["pure-uploadscript", "--run-instance=strict"]).unwrap();
+        assert_eq!(parsed.run_instance, Some(Profile::Strict));
+    }
 
     #[test]
     fn the_c_options_are_there() {

@@ -30,9 +30,14 @@ fn unified_root() -> Option<PathBuf> {
 impl Cgroup {
     /// The cgroup this process is in, if the unified hierarchy is mounted.
     pub fn own() -> Option<Cgroup> {
+        Cgroup::of(&fs::read_to_string("/proc/self/cgroup").ok()?)
+    }
+
+    /// The unified hierarchy's cgroup named in `proc_cgroup`, the text of a
+    /// `/proc/PID/cgroup`, if that hierarchy is mounted.
+    pub fn of(proc_cgroup: &str) -> Option<Cgroup> {
         let root = unified_root()?;
-        let text = fs::read_to_string("/proc/self/cgroup").ok()?;
-        let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let path = proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
         let dir = root.join(path.trim_start_matches('/'));
         dir.join("cgroup.procs").exists().then_some(Cgroup { dir })
     }

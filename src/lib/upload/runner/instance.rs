@@ -153,17 +153,15 @@ impl RunSettings {
     }
 }
 
-/// This unit's name, from its cgroup (`…/pure-uploadscript-run@3-1-0.service`).
-fn unit_name() -> String {
-    std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .filter_map(|l| l.rsplit(':').next())
-                .flat_map(|p| p.rsplit('/'))
-                .find(|c| c.ends_with(".service"))
-                .map(str::to_owned)
-        })
+/// This unit's name, from `proc_cgroup`, the text of `/proc/self/cgroup`
+/// (`…/pure-uploadscript-run@3-1-0.service`).
+fn unit_name(proc_cgroup: &str) -> String {
+    proc_cgroup
+        .lines()
+        .filter_map(|l| l.rsplit(':').next())
+        .flat_map(|p| p.rsplit('/'))
+        .find(|c| c.ends_with(".service"))
+        .map(str::to_owned)
         .unwrap_or_default()
 }
 
@@ -228,8 +226,9 @@ struct Prepared {
 }
 
 /// Reads the settings for `profile`, checks the program and makes the
-/// run's cgroups; `Err` with the reason the program cannot run.
-fn prepare(profile: Profile) -> Result<Prepared, String> {
+/// run's cgroups under this unit's (named in `proc_cgroup`, the text of
+/// `/proc/self/cgroup`); `Err` with the reason the program cannot run.
+fn prepare(profile: Profile, proc_cgroup: &str) -> Result<Prepared, String> {
     let settings = UploadscriptConfig::load(None)
         .map_err(|e| e.to_string())
         .map(|mut file| {
@@ -255,7 +254,7 @@ fn prepare(profile: Profile) -> Result<Prepared, String> {
         hash: settings.hash,
     });
     let mut notes = Vec::new();
-    let place = place(&settings, &mut notes);
+    let place = place(&settings, proc_cgroup, &mut notes);
     Ok(Prepared {
         settings,
         hook,
@@ -280,9 +279,10 @@ pub fn serve(profile: Profile) -> Result<(), InstanceError> {
     if uid != 0 {
         return Err(InstanceError::NotRoot(uid));
     }
-    let unit = unit_name();
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let unit = unit_name(&proc_cgroup);
     // Ready before the request: the unit may have been started ahead.
-    let prepared = prepare(profile);
+    let prepared = prepare(profile, &proc_cgroup);
     let (request, file) = match await_request(conn.as_fd(), REQUEST_WAIT)? {
         Waited::Request(request, file) => (request, file),
         Waited::Closed => {
@@ -416,8 +416,10 @@ impl Drop for Place {
     }
 }
 
-fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
-    let Some(own) = Cgroup::own() else {
+/// Makes the run's cgroup `program` under this unit's (named in
+/// `proc_cgroup`) with the limits of `settings`, noting what could not be.
+fn place(settings: &RunSettings, proc_cgroup: &str, notes: &mut Vec<String>) -> Place {
+    let Some(own) = Cgroup::of(proc_cgroup) else {
         return Place::unconfined();
     };
     let mut wanted = Vec::new();
@@ -430,8 +432,10 @@ fn place(settings: &RunSettings, notes: &mut Vec<String>) -> Place {
     if settings.cpu_quota.is_some() {
         wanted.push("cpu");
     }
-    let available = own.controllers();
-    wanted.retain(|c| available.iter().any(|a| a == c));
+    if !wanted.is_empty() {
+        let available = own.controllers();
+        wanted.retain(|c| available.iter().any(|a| a == c));
+    }
     // Controllers can be enabled for children only once the unit's own
     // cgroup holds no process: then the instance moves to "supervisor".
     // Without any (cgroup v1 or hybrid), it stays: a migration costs.
