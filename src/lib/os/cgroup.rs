@@ -28,13 +28,9 @@ fn unified_root() -> Option<PathBuf> {
 }
 
 impl Cgroup {
-    /// The cgroup this process is in, if the unified hierarchy is mounted.
-    pub fn own() -> Option<Cgroup> {
-        Cgroup::of(&fs::read_to_string("/proc/self/cgroup").ok()?)
-    }
-
     /// The unified hierarchy's cgroup named in `proc_cgroup`, the text of a
-    /// `/proc/PID/cgroup`, if that hierarchy is mounted.
+    /// `/proc/PID/cgroup` (`/proc/self/cgroup`: this process's own), if that
+    /// hierarchy is mounted.
     pub fn of(proc_cgroup: &str) -> Option<Cgroup> {
         let root = unified_root()?;
         let path = proc_cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;

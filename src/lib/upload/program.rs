@@ -47,6 +47,7 @@ use sha2::Digest;
 
 use crate::os::fd::wait_readable;
 use crate::os::resolve::{self, ResolveError};
+use crate::os::users::{group_name, user_name};
 use crate::os::{fd as osfd, process, spawn};
 use crate::upload::hash::Hash;
 
@@ -410,16 +411,6 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((move_high(r)?, move_high(w)?))
 }
 
-/// The name of `uid` in the user database, if any and not empty.
-pub fn user_name(uid: u32) -> Option<Vec<u8>> {
-    crate::os::users::user_name(uid)
-}
-
-/// The name of `gid` in the group database, if any and not empty.
-pub fn group_name(gid: u32) -> Option<Vec<u8>> {
-    crate::os::users::group_name(gid)
-}
-
 fn file_kind(mode: u32) -> &'static str {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => "directory",
@@ -666,10 +657,6 @@ pub(crate) fn pump(fd: BorrowedFd<'_>, tail: &mut Tail) -> bool {
     }
 }
 
-pub(crate) fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
-    process::pidfd_open(pid).ok()
-}
-
 /// Marks every descriptor above 2 close-on-exec, so that none inherited by
 /// the daemon reaches the programs. Call it once at start-up.
 pub fn close_inherited_on_exec() -> io::Result<()> {
@@ -904,7 +891,7 @@ impl Hook {
                 Vec::new(),
             );
         }
-        let pidfd = pidfd_open(pid);
+        let pidfd = process::pidfd_open(pid).ok();
         let mut killed = false;
         // With a pidfd, poll tells when the program has ended: the first
         // poll comes before any wait.

@@ -623,7 +623,7 @@ fn spawn_and_wait(
     };
     let pid = crate::os::spawn::spawn(&spec)?;
     drop((out_w, err_w));
-    let pidfd = program::pidfd_open(pid);
+    let pidfd = process::pidfd_open(pid).ok();
     let mut out = Lines {
         partial: Vec::new(),
         tail: Tail::default(),
